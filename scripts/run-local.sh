@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Install the site into .venv, prepare a SQLite database under var/, print the login, and run the web server
+# (http://127.0.0.1:8000) with the gpu and maintenance queue clusters. Ctrl-C stops all three.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3.11}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+if [ "${FLASHVSR_SKIP_INSTALL:-0}" != "1" ]; then
+  pip install torch==2.13.0
+  pip install -e .
+fi
+
+mkdir -p var
+export DATABASE_URL="${DATABASE_URL:-sqlite:///var/db.sqlite3}"
+if [ -z "${SECRET_KEY:-}" ]; then
+  if [ ! -s var/secret_key ]; then
+    (umask 077 && python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key)
+  fi
+  SECRET_KEY="$(cat var/secret_key)"
+  export SECRET_KEY
+fi
+
+python manage.py migrate --noinput
+python manage.py createcachetable
+python manage.py collectstatic --noinput --verbosity 0
+python manage.py ensure_local_user --credentials-file var/local-login.txt
+
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo "Stopping the web server and the queue clusters..."
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  wait
+}
+trap stop_all INT TERM EXIT
+
+Q_CLUSTER_NAME=gpu python manage.py qcluster &
+pids+=($!)
+Q_CLUSTER_NAME=maintenance python manage.py qcluster &
+pids+=($!)
+python manage.py runserver 127.0.0.1:8000 --noreload &
+pids+=($!)
+
+echo "FlashVSR is running at http://127.0.0.1:8000 (Ctrl-C to stop)."
+# Stop everything as soon as any of the three exits, so a crashed worker is not left unnoticed.
+wait -n

@@ -1,0 +1,141 @@
+"""The upload form: the video plus the upscaling parameters, checked by probing the file's content."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext_lazy as _
+
+from gpu.params import InputError
+
+from . import services
+from .models import Codec, ColorFix, Container, Scale, Variant
+
+# Optional fields fall back to these settings when a request leaves them out (for example a plain
+# form with only the file, variant and scale, or a script posting with curl).
+_SETTING_DEFAULTS = {
+    "variant": "DEFAULT_MODEL_VARIANT",
+    "scale": "FLASHVSR_DEFAULT_SCALE",
+    "sparse_ratio": "FLASHVSR_DEFAULT_SPARSE_RATIO",
+    "kv_ratio": "FLASHVSR_DEFAULT_KV_RATIO",
+    "local_range": "FLASHVSR_DEFAULT_LOCAL_RANGE",
+    "color_fix": "FLASHVSR_DEFAULT_COLOR_FIX",
+    "seed": "FLASHVSR_DEFAULT_SEED",
+    "codec": "FLASHVSR_DEFAULT_CODEC",
+    "crf": "FLASHVSR_DEFAULT_CRF",
+    "preset": "FLASHVSR_DEFAULT_PRESET",
+}
+
+
+class UploadForm(forms.Form):
+    variant = forms.ChoiceField(label=_("Model"), choices=Variant.choices, required=False)
+    scale = forms.TypedChoiceField(label=_("Scale"), choices=Scale.choices, coerce=int, required=False)
+    sparse_ratio = forms.FloatField(
+        label=_("Sparse ratio"),
+        min_value=0.5,
+        max_value=4.0,
+        required=False,
+        help_text=_("Share of attention kept: 1.5 is faster, 2.0 is more stable."),
+    )
+    kv_ratio = forms.FloatField(
+        label=_("KV cache ratio"),
+        min_value=1.0,
+        max_value=8.0,
+        required=False,
+        help_text=_("Number of earlier latent slabs each step attends to."),
+    )
+    local_range = forms.IntegerField(
+        label=_("Local range"),
+        min_value=1,
+        max_value=31,
+        required=False,
+        help_text=_("Attention neighbourhood in 128-pixel windows: 9 is sharper, 11 is more stable."),
+    )
+    color_fix = forms.ChoiceField(label=_("Colour fix"), choices=ColorFix.choices, required=False)
+    seed = forms.IntegerField(label=_("Seed"), min_value=0, max_value=2**32 - 1, required=False)
+    codec = forms.ChoiceField(label=_("Codec"), choices=Codec.choices, required=False)
+    container = forms.ChoiceField(label=_("Container"), choices=Container.choices, required=False)
+    crf = forms.IntegerField(
+        label=_("Quality (CRF)"),
+        min_value=0,
+        max_value=51,
+        required=False,
+        help_text=_("Lower is better quality and a larger file; 18 is visually lossless for most videos."),
+    )
+    preset = forms.ChoiceField(label=_("Encoder preset"), required=False)
+    tiled = forms.BooleanField(
+        label=_("Tiled decoding"), required=False, help_text=_("Uses less GPU memory, takes longer.")
+    )
+    kv_offload = forms.BooleanField(
+        label=_("Offload KV cache to CPU memory"), required=False, help_text=_("For GPUs with little memory.")
+    )
+    keep_partial_on_decode_error = forms.BooleanField(
+        label=_("Keep the partial result if the source breaks mid-way"), required=False
+    )
+    # Last in the form on purpose: a browser sends fields in order, so the small fields above arrive even when
+    # the upload handler stops a file that is too large.
+    video = forms.FileField(
+        label=_("Video file"),
+        error_messages={
+            "required": _("Choose a video file to upload."),
+            "empty": _("The file is empty (0 bytes). Choose the video file again."),
+        },
+    )
+
+    def __init__(self, *args, upload_rejection: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.upload_rejection = upload_rejection
+        self.source_info = None
+        self.fields["preset"].choices = [(name, name) for name in settings.ENCODER_PRESETS]
+        self.fields["container"].initial = Container.MP4
+        for name, setting in _SETTING_DEFAULTS.items():
+            self.fields[name].initial = getattr(settings, setting)
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if self.is_bound and self.upload_rejection:
+            # The handler stopped the file, so "required" would be misleading: show why it was stopped.
+            self._errors.pop("video", None)
+            self.add_error("video", forms.ValidationError(self.upload_rejection, code="too_large"))
+
+    def clean_video(self):
+        video = self.cleaned_data["video"]
+        if video.size > settings.FLASHVSR_MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                _(
+                    "The file is larger than the upload limit of %(limit)s. "
+                    "Upload a smaller or shorter video."
+                ),
+                code="too_large",
+                params={"limit": filesizeformat(settings.FLASHVSR_MAX_UPLOAD_BYTES)},
+            )
+        return video
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, setting in _SETTING_DEFAULTS.items():
+            if cleaned.get(name) in (None, ""):
+                cleaned[name] = getattr(settings, setting)
+        if not cleaned.get("container"):
+            cleaned["container"] = Container.MP4
+        if "video" in cleaned and not self.has_error("video"):
+            self._check_source(cleaned["video"], cleaned["scale"])
+        return cleaned
+
+    def _check_source(self, video, scale: int) -> None:
+        try:
+            self.source_info = services.probe_upload(video.temporary_file_path())
+            services.check_source_limits(self.source_info, scale)
+        except InputError as error:
+            self.add_error("video", forms.ValidationError(error.user_message, code="invalid_video"))
+        except services.SourceRejected as error:
+            self.add_error("video", forms.ValidationError(error.message, code=error.code))
+
+    def advanced_fields(self) -> list:
+        """Return the bound fields shown under "Advanced settings": all but the file, variant and scale."""
+        return [self[name] for name in self.fields if name not in ("video", "variant", "scale")]
+
+    def upscale_fields(self) -> dict:
+        """Return the cleaned value of every Task parameter field, keyed by field name."""
+        return {name: self.cleaned_data[name] for name in services.PARAM_FIELDS}
