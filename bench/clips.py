@@ -15,10 +15,12 @@ def write_bench_clip(
     """Write an MP4 of `frames` frames at `size` (width, height) with stereo AAC audio of the same length."""
     width, height = size
     container = av.open(str(path), "w")
+
     video = container.add_stream("libx264", rate=rate)
     video.width, video.height, video.pix_fmt = width, height, "yuv420p"
     video.options = {"preset": "veryfast", "crf": "20"}
     audio = container.add_stream("aac", rate=48000, layout="stereo")
+
     samples_per_frame = int(48000 / rate)
     columns = np.arange(width)
     for index in range(frames):
@@ -37,6 +39,7 @@ def write_bench_clip(
         for packet in video.encode(frame):
             container.mux(packet)
         _encode_tone(container, audio, index * samples_per_frame, samples_per_frame)
+
     for stream in (video, audio):
         for packet in stream.encode(None):
             container.mux(packet)

@@ -2,7 +2,7 @@
 
 Both sides decode the same file, scale it to twice its size with Lanczos, encode it with libx264 at the
 same CRF and preset, and copy the audio. The runs alternate (pipeline, ffmpeg, pipeline, ...) so both see the
-same machine state; the result is the median of the per-pair wall-time ratios, with a target of at most 1.25.
+same machine state. The result is the median of the per-pair wall-time ratios, with a target of at most 1.25.
 CPU time (user plus system) of each process is printed too, since it is less affected by other load.
 The pipeline runs as its own process, like the ffmpeg command, so both pay their start-up time.
 

@@ -177,8 +177,10 @@ def sqlite_database(path: Path) -> dict:
 
 
 def read_secret(name: str) -> str:
-    """Read a secret from `NAME`, or from the file named by `NAME_FILE` (as systemd credentials or Docker
-    secrets provide it); setting both is an error, and surrounding whitespace in the file is ignored."""
+    """Read a secret from `NAME`, or from the file named by `NAME_FILE` (systemd credentials, Docker secrets).
+
+    Setting both is an error. Whitespace around the secret in the file is ignored.
+    """
     value = env_str(name, "")
     file_variable = f"{name}_FILE"
     file_name = env_str(file_variable, "")

@@ -96,9 +96,9 @@ TEMPLATES = [
 ]
 
 # --- HTTPS and cookies ------------------------------------------------------------------------------------
-# FLASHVSR_HTTPS=1 says the site is reached over HTTPS only (usually through a proxy that ends TLS) and turns
-# on secure cookies, the HTTPS redirect and one year of HSTS; each has its own variable to override it. The
-# default is off so that the local run over http://127.0.0.1:8000 can log in.
+# FLASHVSR_HTTPS=1 declares that the site is reached over HTTPS only, usually through a proxy that ends TLS.
+# It turns on secure cookies, the HTTPS redirect and one year of HSTS, and each of them has its own variable
+# to override it. The default is off so that the local run over http://127.0.0.1:8000 can log in.
 
 FLASHVSR_HTTPS = env_bool("FLASHVSR_HTTPS", False)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", FLASHVSR_HTTPS)

@@ -66,7 +66,8 @@ def upscale_video(
     """Upscale `input_path` into `output_path`, exactly `params.scale` times the displayed size.
 
     The output keeps every frame with its source timestamp. Progress goes to `on_progress` at most about
-    once a second plus a final report; `should_cancel` is polled at least every 8 source frames.
+    once a second plus a final report. `should_cancel` is polled before a window whenever 8 or more source
+    frames were read since the last poll, so a cancel takes effect within one window.
 
     Raises InputError, DecodeError, OutputError or ModelError with a message for the user, or Cancelled.
     On every error the partial output is removed.
@@ -74,7 +75,7 @@ def upscale_video(
     options = options or RuntimeOptions()
     started = time.monotonic()
     info = source_info if source_info is not None else probe(str(input_path))
-    upscaler = get_upscaler(params.variant, options)
+    upscaler = get_upscaler(params.variant, options, params)
     geometry = OutputGeometry(info.width, info.height, params.scale)
     log.info(
         "Upscaling %s with %s: %dx%d to %dx%d, about %d frames",
@@ -97,7 +98,7 @@ def upscale_video(
 
 @dataclass(frozen=True)
 class _Job:
-    """What one run works on, as resolved from the caller's arguments."""
+    """The resolved inputs of one run: paths, source facts, parameters, upscaler and output geometry."""
 
     input_path: Path
     output_path: Path

@@ -1,7 +1,7 @@
 """The encoder stage: output frames go through a bounded queue to a thread that owns the video writer.
 
-The queue lets the upscaler and the encoder work at the same time while holding at most `queue_frames`
-output frames in memory; when the encoder falls behind, `submit` blocks.
+The queue lets the upscaler and the encoder work at the same time with at most `queue_frames` output frames
+waiting in memory. When the encoder falls behind, `submit` blocks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _END = object()
 
 
 class FrameWriter(Protocol):
-    """What the stage drives: `gpu.video.encode.VideoWriter` fits."""
+    """The writer interface the stage drives, which `gpu.video.encode.VideoWriter` implements."""
 
     def write(self, frame: Any, pts: int) -> None: ...
 
@@ -48,9 +48,12 @@ class EncoderStage:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._encode_frames, name="encoder", daemon=True)
         self.frames_written = 0
+        self._started = False
+        self._ended = False
 
     def start(self) -> None:
         self._thread.start()
+        self._started = True
 
     def submit(self, frame: Any, pts: int) -> None:
         """Queue one frame for encoding, waiting while the queue is full."""
@@ -96,6 +99,8 @@ class EncoderStage:
     def _raise_if_failed(self) -> None:
         if self.error is not None:
             raise self.error
+        if self._started and not self._thread.is_alive() and not self._ended:
+            raise RuntimeError("the encoder thread stopped before the end of the stream")
 
     def _encode_frames(self) -> None:
         while not self._stopping.is_set():
@@ -104,13 +109,14 @@ class EncoderStage:
             except queue.Empty:
                 continue
             if item is _END:
+                self._ended = True
                 return
             frame, pts = item
             try:
                 self._writer.write(frame, pts)
+                self.frames_written += 1
+                if self._on_written is not None:
+                    self._on_written(frame)
             except BaseException as exc:  # noqa: BLE001 - raised again on the submitting thread
                 self.error = exc
                 return
-            self.frames_written += 1
-            if self._on_written is not None:
-                self._on_written(frame)

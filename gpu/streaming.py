@@ -1,9 +1,9 @@
 """A streaming buffer of prepared source frames that decodes ahead on threads and frees frames per window.
 
-One reader thread decodes frames in order; worker threads apply the per-frame transform (for FlashVSR, the
+One reader thread decodes frames in order, and worker threads apply the per-frame transform (for FlashVSR, the
 conversion to an RGB array) in parallel. The reader stays at most `prefetch_frames` ahead of the highest frame
-the consumer has asked for, and with a byte cap it also never holds more than `max_bytes // frame_nbytes`
-frames, in slots allocated once. The stream ends where the decoder ends, whatever the container claimed.
+the consumer has requested. With a byte cap it also keeps at most `max_bytes // frame_nbytes` frames, in
+slots allocated once. The stream ends where the decoder ends, whatever frame count the container declared.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Decoded(Protocol):
-    """What the frame reader yields: `gpu.video.decode.DecodedFrame` fits."""
+    """A decoded frame with its timestamp, as `gpu.video.decode.DecodedFrame` provides it."""
 
     pts: int
     frame: Any
@@ -37,7 +37,7 @@ FrameTransform = Callable[[Any], Any]
 
 
 class BufferTooSmallError(ValueError):
-    """The byte cap holds fewer frames than one window of the upscaler needs."""
+    """The byte cap has room for fewer frames than one window of the upscaler needs."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class StreamingFrameBuffer:
             return
         needed = max_window * self._frame_nbytes
         raise BufferTooSmallError(
-            f"FLASHVSR_STREAMING_LQ_MAX_BYTES={limits.max_bytes} holds {self._slot_count} frames of "
+            f"FLASHVSR_STREAMING_LQ_MAX_BYTES={limits.max_bytes} has room for {self._slot_count} frames of "
             f"{self._frame_nbytes} bytes, but this variant reads {max_window} frames at once. "
             f"Set it to at least {needed} or to 0 (no cap)."
         )

@@ -26,8 +26,16 @@ if [ -z "${SECRET_KEY:-}" ]; then
 fi
 
 python manage.py migrate --noinput
+# Tasks left running when this machine last stopped become interrupted (retryable) before a worker starts.
+python manage.py reconcile_tasks
 python manage.py createcachetable
 python manage.py collectstatic --noinput --verbosity 0
+# Message catalogues are compiled here, not kept in git; msgfmt comes with Debian's gettext package.
+if command -v msgfmt >/dev/null 2>&1; then
+  python manage.py compilemessages --ignore '.venv' --ignore 'var' --verbosity 0
+else
+  echo "WARNING: msgfmt is missing (apt-get install gettext), so the pages are shown in English only." >&2
+fi
 python manage.py ensure_local_user --credentials-file var/local-login.txt
 
 pids=()

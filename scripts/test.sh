@@ -26,7 +26,7 @@ fi
 echo "Test database: ${DATABASE_URL:-SQLite (in memory)}"
 
 if [ -d locale ] && command -v msgfmt >/dev/null 2>&1; then
-  DJANGO_SETTINGS_MODULE=flashvsr_site.settings_test python manage.py compilemessages --verbosity 0
+  DJANGO_SETTINGS_MODULE=flashvsr_site.settings_test python manage.py compilemessages --ignore '.venv' --ignore 'var' --verbosity 0
 fi
 
 python -m pytest "$@"

@@ -52,3 +52,27 @@ def check_gpu_cluster_retry(app_configs, **kwargs):
             id="tasks_app.E003",
         )
     ]
+
+
+@register()
+def check_model_assets(app_configs, **kwargs):
+    """The default model variant and every preloaded variant need complete weight files."""
+    from gpu import assets
+
+    needed = {settings.DEFAULT_MODEL_VARIANT, *settings.MODEL_VARIANTS_TO_PRELOAD} - {"lanczos"}
+    if not needed:
+        return []
+    report = assets.report(settings.FLASHVSR_MODEL_DIR)
+    return [
+        Warning(
+            f"FlashVSR {variant} cannot run with the weights in {settings.FLASHVSR_MODEL_DIR}: "
+            f"{report.variants[variant].summary}.",
+            hint=(
+                "Run `python manage.py download_weights`, or point FLASHVSR_MODEL_DIR at a folder with the "
+                "FlashVSR v1.1 files; `python manage.py flashvsr_assets --verify` checks them."
+            ),
+            id="tasks_app.W010",
+        )
+        for variant in sorted(needed)
+        if not report.ready(variant)
+    ]

@@ -44,12 +44,17 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
 
 
 def ranged_file_response(
-    request: HttpRequest, path: str, *, filename: str, as_attachment: bool
+    request: HttpRequest, path: str, *, filename: str, as_attachment: bool, content_type: str | None = None
 ) -> HttpResponse:
-    """Serve `path` whole (200), one byte range of it (206), or 416 when the requested range is outside it."""
+    """Serve `path` whole (200), one byte range of it (206), or 416 when the requested range is outside it.
+
+    `content_type` defaults to the type guessed from the extension of `path`.
+    """
     size = os.path.getsize(path)
-    content_type = CONTENT_TYPES.get(os.path.splitext(path)[1].lower()) or (
-        mimetypes.guess_type(path)[0] or "application/octet-stream"
+    content_type = (
+        content_type
+        or CONTENT_TYPES.get(os.path.splitext(path)[1].lower())
+        or (mimetypes.guess_type(path)[0] or "application/octet-stream")
     )
     byte_range = parse_range(request.headers.get("Range", ""), size)
     if byte_range is False:
@@ -70,13 +75,15 @@ def ranged_file_response(
     return response
 
 
-def x_accel_response(prefix: str, media_name: str, *, filename: str, as_attachment: bool) -> HttpResponse:
+def x_accel_response(
+    prefix: str, media_name: str, *, filename: str, as_attachment: bool, content_type: str | None = None
+) -> HttpResponse:
     """Hand the file `media_name` (relative to MEDIA_ROOT) to nginx through an `X-Accel-Redirect` header.
 
-    nginx serves it from the `internal` location for `prefix` and answers Range requests itself; the body here
-    stays empty. Content-Type and Content-Disposition set here are kept by nginx.
+    nginx serves it from the `internal` location for `prefix` and handles Range requests itself, so the body
+    here stays empty. Content-Type and Content-Disposition set here are kept by nginx.
     """
-    response = HttpResponse(content_type=content_type_for(media_name))
+    response = HttpResponse(content_type=content_type or content_type_for(media_name))
     response["X-Accel-Redirect"] = prefix + quote(media_name)
     response["Content-Disposition"] = content_disposition_header(as_attachment, filename)
     return response

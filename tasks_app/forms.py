@@ -7,9 +7,11 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
+from gpu import assets
 from gpu.params import InputError
 
 from . import services
+from .localized import localize
 from .models import Codec, ColorFix, Container, Scale, Variant
 
 # Optional fields fall back to these settings when a request leaves them out (for example a plain
@@ -28,9 +30,32 @@ _SETTING_DEFAULTS = {
 }
 
 
+def unready_model_variants() -> dict[str, str]:
+    """Map each model variant whose weight files are missing or damaged to the asset report's summary."""
+    report = assets.report(settings.FLASHVSR_MODEL_DIR)
+    return {variant: entry.summary for variant, entry in report.variants.items() if not entry.ready}
+
+
+def _variant_not_ready(variant: str) -> forms.ValidationError:
+    return forms.ValidationError(
+        _(
+            "The weights of the %(variant)s model are missing or damaged on this server. "
+            "Choose another model, or ask the operator to run `python manage.py download_weights`."
+        ),
+        code="variant_not_ready",
+        params={"variant": dict(Variant.choices)[variant]},
+    )
+
+
 class UploadForm(forms.Form):
     variant = forms.ChoiceField(label=_("Model"), choices=Variant.choices, required=False)
-    scale = forms.TypedChoiceField(label=_("Scale"), choices=Scale.choices, coerce=int, required=False)
+    scale = forms.TypedChoiceField(
+        label=_("Scale"),
+        choices=Scale.choices,
+        coerce=int,
+        required=False,
+        help_text=_("4× is what the model was trained for; 2× and 3× work but are less sharp."),
+    )
     sparse_ratio = forms.FloatField(
         label=_("Sparse ratio"),
         min_value=0.5,
@@ -65,7 +90,9 @@ class UploadForm(forms.Form):
     )
     preset = forms.ChoiceField(label=_("Encoder preset"), required=False)
     tiled = forms.BooleanField(
-        label=_("Tiled decoding"), required=False, help_text=_("Uses less GPU memory, takes longer.")
+        label=_("Tiled processing"),
+        required=False,
+        help_text=_("Runs the model in overlapping tiles: uses less GPU memory, takes longer."),
     )
     kv_offload = forms.BooleanField(
         label=_("Offload KV cache to CPU memory"), required=False, help_text=_("For GPUs with little memory.")
@@ -91,6 +118,16 @@ class UploadForm(forms.Form):
         self.fields["container"].initial = Container.MP4
         for name, setting in _SETTING_DEFAULTS.items():
             self.fields[name].initial = getattr(settings, setting)
+        self.unready_variants = unready_model_variants()
+        self.fields["variant"].choices = [
+            (
+                value,
+                _("%(variant)s (weights missing)") % {"variant": label}
+                if value in self.unready_variants
+                else label,
+            )
+            for value, label in Variant.choices
+        ]
 
     def full_clean(self) -> None:
         super().full_clean()
@@ -119,6 +156,8 @@ class UploadForm(forms.Form):
                 cleaned[name] = getattr(settings, setting)
         if not cleaned.get("container"):
             cleaned["container"] = Container.MP4
+        if cleaned.get("variant") in self.unready_variants:
+            self.add_error("variant", _variant_not_ready(cleaned["variant"]))
         if "video" in cleaned and not self.has_error("video"):
             self._check_source(cleaned["video"], cleaned["scale"])
         return cleaned
@@ -128,9 +167,14 @@ class UploadForm(forms.Form):
             self.source_info = services.probe_upload(video.temporary_file_path())
             services.check_source_limits(self.source_info, scale)
         except InputError as error:
-            self.add_error("video", forms.ValidationError(error.user_message, code="invalid_video"))
+            self.add_error("video", forms.ValidationError(localize(error.user_message), code="invalid_video"))
         except services.SourceRejected as error:
             self.add_error("video", forms.ValidationError(error.message, code=error.code))
+
+    def variant_problems(self) -> list[tuple[str, str]]:
+        """Return (variant label, what is wrong) for each model variant whose weights are not ready."""
+        labels = dict(Variant.choices)
+        return [(labels[variant], summary) for variant, summary in self.unready_variants.items()]
 
     def advanced_fields(self) -> list:
         """Return the bound fields shown under "Advanced settings": all but the file, variant and scale."""

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
 from django.utils import timezone
 
-from .models import WorkerHeartbeat
+from .models import Task, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ def beat(*, current_task_id=_NO_CHANGE) -> None:
         if current_task_id is not _NO_CHANGE:
             _current_task_id = current_task_id
         task_id = _current_task_id
+    if task_id is not None and not Task.objects.filter(pk=task_id).exists():
+        task_id = None  # deleted meanwhile (for example with its owner); the foreign key would reject it
     fields = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -95,12 +97,15 @@ def _beat_until(interval_s: float, stop: threading.Event) -> None:
             if failures:
                 logger.info("Heartbeat of %s written again after %d failed attempts", worker_id, failures)
             failures = 0
-        except DatabaseError as error:
+        except Exception as error:
+            # Whatever fails (usually the database), the thread keeps trying. A worker that stops beating
+            # looks dead, and reconcile_tasks interrupts its task once the task's progress reports stop too.
             failures += 1
             # Log the first failure and then every 60th, so a database outage does not flood the log.
             if failures == 1 or failures % 60 == 0:
                 logger.warning("Heartbeat of %s failed (%d in a row): %s", worker_id, failures, error)
-            connection.close()  # this thread's connection; the next beat opens a fresh one
+            if isinstance(error, DatabaseError):
+                connection.close()  # this thread's connection; the next beat opens a fresh one
         stop.wait(interval_s)
     connection.close()
     with _state_lock:

@@ -168,15 +168,20 @@ def _plan_cleanup(candidates: list[Task]) -> CleanupReport:
 def prune_media(*, dry_run: bool = False, now: float | None = None) -> FilesRemoved:
     """Remove files under MEDIA_ROOT that no task refers to, and temporary files left behind.
 
-    Files of queued and running tasks are never touched. Unreferenced files younger than an hour and temporary
-    files younger than six hours are kept, because an upload or a run may still be writing them.
+    Files of queued and running tasks are never touched. Files named after an existing task, such as the
+    comparison stills `previews/<id>.before.jpg`, stay until the task is deleted, unless they are temporary.
+    Unreferenced files younger than an hour and temporary files younger than six hours are kept, because an
+    upload or a run may still be writing them.
     """
     now = now if now is not None else time.time()
     referenced = _referenced_names()
-    protected_prefixes = _active_task_prefixes()
+    active_prefixes = _task_prefixes(Task.objects.filter(status__in=ACTIVE_STATUSES))
+    owned_prefixes = _task_prefixes(Task.objects.all())
     doomed = []
     for name, path in _media_files():
-        if name in referenced or name.startswith(protected_prefixes):
+        if name in referenced or name.startswith(active_prefixes):
+            continue
+        if name.startswith(owned_prefixes) and not _is_temporary(name):
             continue
         age = now - path.stat().st_mtime
         limit = STALE_TEMP_FILE_SECONDS if _is_temporary(name) else ORPHAN_GRACE_SECONDS
@@ -200,9 +205,10 @@ def _referenced_names() -> set[str]:
     return names
 
 
-def _active_task_prefixes() -> tuple[str, ...]:
-    active_ids = Task.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
-    return tuple(f"{folder}/{task_id}." for task_id in active_ids for folder in ("results", "previews"))
+def _task_prefixes(tasks) -> tuple[str, ...]:
+    """Name prefixes of the files the workers and views write for these tasks, e.g. `results/<id>.`."""
+    task_ids = tasks.values_list("pk", flat=True)
+    return tuple(f"{folder}/{task_id}." for task_id in task_ids for folder in ("results", "previews"))
 
 
 def _media_files():

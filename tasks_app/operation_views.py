@@ -80,7 +80,7 @@ def task_delete(request: HttpRequest, task_id) -> HttpResponse:
 @login_required
 @require_GET
 def status_panel(request: HttpRequest) -> HttpResponse:
-    """The status panel alone, for its 30-second poll; sections that cannot be read say "unavailable"."""
+    """The status panel alone, for its 30-second poll; sections that cannot be read render "unavailable"."""
     return render(request, "tasks_app/partials/status_panel.html", {"status": collect_status(request.user)})
 
 
@@ -91,7 +91,7 @@ def _after_action(request: HttpRequest, task: Task, *, default_url: str) -> Http
 
 
 def _render_fragment(request: HttpRequest, task: Task) -> HttpResponse:
-    """Render the fragment the htmx request targets, followed by the messages region as an out-of-band swap."""
+    """Render the fragment the htmx request targets, then the messages region as an out-of-band swap."""
     if request.htmx.target == TASK_TABLE_ID:
         context = {**_table_context(request), "action_next": reverse("home")}
         fragment = render_to_string("tasks_app/partials/task_table.html", context, request=request)

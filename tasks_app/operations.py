@@ -1,8 +1,8 @@
 """Cancel, retry and delete tasks, and remove the files that belong to them.
 
 Used by the task views, the admin actions and the maintenance commands. Every state change is a conditional
-UPDATE or runs on a row locked with SELECT ... FOR UPDATE, so it cannot race the worker's claim or its final
-status write.
+UPDATE or runs on a row locked with SELECT ... FOR UPDATE (SQLite has no row locks, but its immediate-mode
+transactions serialise writers), so it cannot interleave with the worker's claim or its final status write.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def cancel_task(task: Task) -> str:
     """Cancel a queued task at once, or ask the worker to stop a running one; returns the resulting status.
 
     A queued task becomes `cancelled` immediately and the worker's claim skips it. A running task keeps
-    `running` with `cancel_requested` set until the worker's cancel check sees the flag, stops the pipeline
+    `running` with `cancel_requested` set until the worker's cancel check reads the flag, stops the pipeline
     and stores `cancelled`. Raises OperationRejected for a finished task.
     """
     now = timezone.now()
@@ -106,7 +106,8 @@ def _check_retryable(source: Task) -> None:
     if not source.input_file or not media_path(source.input_file.name).is_file():
         raise OperationRejected(
             _(
-                "The uploaded video of this task is no longer on the server, so it cannot be retried. Upload it again."
+                "The uploaded video of this task is no longer on the server, so it cannot be retried. "
+                "Upload it again."
             )
         )
 
@@ -181,7 +182,7 @@ def remove_output_files(task: Task) -> FilesRemoved:
 
 
 def remove_media_files(names, *, dry_run: bool = False) -> FilesRemoved:
-    """Remove the named files under MEDIA_ROOT (or only measure them when `dry_run`); missing ones are skipped."""
+    """Remove the named files under MEDIA_ROOT, or only measure them when `dry_run`; skip missing ones."""
     removed = FilesRemoved()
     for name in names:
         path = media_path(name)

@@ -114,7 +114,7 @@ def read_queue_depth() -> int:
 
 
 def read_task_counts(user) -> dict[str, int]:
-    """The user's own tasks per status, with every status present (zero when none)."""
+    """Count the user's own tasks per status; every status is present, zero when the user has none."""
     counts = {status.value: 0 for status in Status}
     rows = Task.objects.filter(owner=user).values("status").annotate(total=Count("pk"))
     for row in rows:
@@ -153,11 +153,13 @@ def _report_items(report) -> list[tuple[str, object]]:
 def _asset_status(variant: str, entry) -> AssetStatus:
     ready = _field(entry, "ready")
     summary = _field(entry, "summary") or _field(entry, "status")
-    if summary is None:
-        summary = _("ready") if ready else _("not ready") if ready is not None else str(entry)
-    return AssetStatus(
-        variant=str(variant), summary=str(summary), ready=bool(ready) if ready is not None else None
-    )
+    if summary is None and ready is None:
+        summary = str(entry)
+    elif summary is None:
+        summary = _("ready") if ready else _("not ready")
+    if ready is not None:
+        ready = bool(ready)
+    return AssetStatus(variant=str(variant), summary=str(summary), ready=ready)
 
 
 def _field(entry, name: str):

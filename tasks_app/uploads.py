@@ -100,7 +100,7 @@ def queued_task_limit_message(user) -> str | None:
     """Return why `user` cannot queue another task, or None if FLASHVSR_MAX_QUEUED_TASKS_PER_USER allows one.
 
     NOTE: two uploads finishing at the same moment can both pass this check, so a user can end up one or two
-    tasks over the cap; the cap limits queue hogging and is not a hard quota.
+    tasks over the cap. The cap keeps one user from filling the queue and is not a hard quota.
     """
     cap = settings.FLASHVSR_MAX_QUEUED_TASKS_PER_USER
     if not cap:

@@ -1,7 +1,7 @@
 """Locality-constrained block-sparse attention (LCSA) of FlashVSR.
 
 Tokens arrive window-partitioned: each run of 128 tokens is one window (2 latent frames x 8 x 8 tokens).
-A boolean block mask `[1, heads, query_windows, key_windows]` says which window pairs attend. Query
+A boolean block mask `[1, heads, query_windows, key_windows]` marks the window pairs that attend. Query
 windows without any key window output zeros, as the original block-sparse kernel does.
 """
 
@@ -25,8 +25,10 @@ except ImportError:  # older torch builds without FlexAttention
 
 # Bytes of float32 scores the dense-masked path may hold at once (per head and query-window group).
 DENSE_CHUNK_BYTES = 64 * 1024 * 1024
+DENSE_CHUNK_BYTES_CUDA = 1024 * 1024 * 1024
 
 _compiled_flex_attention = None
+_flex_unavailable = False
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,18 @@ class SparseAttentionSettings:
         return int(windows_per_slab * windows_per_slab * self.topk_ratio) - 1
 
     @classmethod
-    def from_sparse_ratio(cls, sparse_ratio: float, height: int, width: int, **kwargs) -> SparseAttentionSettings:
+    def from_sparse_ratio(
+        cls, sparse_ratio: float, height: int, width: int, **kwargs
+    ) -> SparseAttentionSettings:
         """Convert the scripts' `sparse_ratio` into `topk_ratio` for an output of `height` x `width`."""
         return cls(topk_ratio=sparse_ratio * 768 * 1280 / (height * width), **kwargs)
 
 
 def locality_mask(rows: int, cols: int, local_range: int, device: torch.device | None = None) -> torch.Tensor:
-    """Return the `[P, P]` window-grid mask: window (r, c) sees (r', c') within the local range.
+    """Return the `[P, P]` window-grid mask: window (r, c) attends to (r', c') in range.
 
     The range starts `local_range // 2` before the query window and is not shifted at the borders, so
-    border windows see fewer neighbours.
+    border windows attend to fewer neighbours.
     """
     grid_r, grid_c = torch.meshgrid(
         torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij"
@@ -122,9 +126,27 @@ def block_sparse_attention(
     """
     if q.shape[0] % WINDOW_SIZE or k.shape[0] % WINDOW_SIZE:
         raise ValueError(f"token counts {q.shape[0]} and {k.shape[0]} must be multiples of {WINDOW_SIZE}")
-    if q.is_cuda and flex_attention is not None:
-        return flex_block_sparse_attention(q, k, v, block_mask, num_heads)
+    if _use_flex_attention(q):
+        try:
+            return flex_block_sparse_attention(q, k, v, block_mask, num_heads)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception:  # compilation needs Triton and a C compiler, whose errors vary
+            _disable_flex_attention()
     return dense_masked_attention(q, k, v, block_mask, num_heads)
+
+
+def _use_flex_attention(q: torch.Tensor) -> bool:
+    return q.is_cuda and flex_attention is not None and not _flex_unavailable
+
+
+def _disable_flex_attention() -> None:
+    global _flex_unavailable
+    _flex_unavailable = True
+    logger.warning(
+        "FlexAttention failed on this GPU; using the slower exact dense-masked attention from now on",
+        exc_info=True,
+    )
 
 
 def dense_masked_attention(
@@ -132,14 +154,16 @@ def dense_masked_attention(
 ) -> torch.Tensor:
     """Compute block-masked attention exactly, one head and one group of query windows at a time.
 
-    The full `[heads, Lq, Lk]` score matrix is never built; each chunk holds at most
-    `DENSE_CHUNK_BYTES` of float32 scores. Scores and softmax run in float32.
+    The full `[heads, Lq, Lk]` score matrix is never built. Each chunk contains at most
+    `DENSE_CHUNK_BYTES` (CPU) or `DENSE_CHUNK_BYTES_CUDA` of float32 scores. Scores and softmax run in
+    float32.
     """
     lq, dim = q.shape
     lk = k.shape[0]
     head_dim = dim // num_heads
     scale = 1.0 / math.sqrt(head_dim)
-    windows_per_chunk = max(1, DENSE_CHUNK_BYTES // (WINDOW_SIZE * lk * 4))
+    budget = DENSE_CHUNK_BYTES_CUDA if q.is_cuda else DENSE_CHUNK_BYTES
+    windows_per_chunk = max(1, budget // (WINDOW_SIZE * lk * 4))
     out = torch.zeros_like(q)
     for head in range(num_heads):
         channels = slice(head * head_dim, (head + 1) * head_dim)
@@ -171,6 +195,8 @@ def flex_block_sparse_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: torch.Tensor, num_heads: int
 ) -> torch.Tensor:
     """Run FlexAttention with a BlockMask, so masked-out 128x128 blocks are skipped, not just masked."""
+    # NOTE: the compiled CUDA kernel has not run on a GPU yet. Only the BlockMask is tested, against
+    # the dense path with eager FlexAttention on the CPU.
     lq, dim = q.shape
     lk = k.shape[0]
     flex_mask = to_flex_block_mask(block_mask[0], lq, lk)
@@ -184,23 +210,26 @@ def flex_block_sparse_attention(
 def to_flex_block_mask(head_block_mask: torch.Tensor, q_len: int, kv_len: int):
     """Convert a `[heads, Nq, Nk]` bool block mask into a FlexAttention BlockMask.
 
-    Active blocks are listed as partial blocks with a `mask_mod` that looks the block up again: without
-    a mask_mod, eager FlexAttention treats listed blocks as dense and ignores the sparsity.
+    Active blocks are listed as full blocks, which the compiled kernel computes without evaluating
+    `mask_mod`, and every other block is skipped. The `mask_mod` still looks each block up, because
+    eager FlexAttention ignores the block lists and applies only `mask_mod`.
     """
     if BlockMask is None:
         raise RuntimeError("this torch build has no FlexAttention; install torch 2.5 or newer")
     mask_int = head_block_mask.to(torch.int32)
-    kv_num_blocks = mask_int.sum(dim=-1).to(torch.int32).unsqueeze(0)
+    full_counts = mask_int.sum(dim=-1).to(torch.int32).unsqueeze(0)
     # A stable descending sort puts the active key blocks first, in ascending order.
-    kv_indices = torch.argsort(mask_int, dim=-1, descending=True, stable=True).to(torch.int32).unsqueeze(0)
+    full_indices = torch.argsort(mask_int, dim=-1, descending=True, stable=True).to(torch.int32).unsqueeze(0)
     lookup = head_block_mask
 
     def mask_mod(batch, head, q_idx, kv_idx):
         return lookup[head, q_idx // WINDOW_SIZE, kv_idx // WINDOW_SIZE]
 
     return BlockMask.from_kv_blocks(
-        kv_num_blocks,
-        kv_indices,
+        torch.zeros_like(full_counts),
+        torch.zeros_like(full_indices),
+        full_kv_num_blocks=full_counts,
+        full_kv_indices=full_indices,
         BLOCK_SIZE=WINDOW_SIZE,
         mask_mod=mask_mod,
         seq_lengths=(q_len, kv_len),

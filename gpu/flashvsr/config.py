@@ -116,7 +116,9 @@ class LQProjConfig:
         return self.in_dim * self.patch * self.patch
 
     @classmethod
-    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor], source: str = "LQ projector") -> LQProjConfig:
+    def from_state_dict(
+        cls, state_dict: Mapping[str, torch.Tensor], source: str = "LQ projector"
+    ) -> LQProjConfig:
         hidden1, conv1_in, *_ = _shape(state_dict, "conv1.weight", source)
         layer_num = _count_indexed(state_dict, r"linear_layers\.(\d+)\.weight")
         if layer_num == 0:

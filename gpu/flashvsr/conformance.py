@@ -65,17 +65,20 @@ class Comparison:
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        return f"{self.name:34s} max_abs={self.max_abs:.3e} max_rel={self.max_rel:.3e} {verdict} {self.note}".rstrip()
+        errors = f"max_abs={self.max_abs:.3e} max_rel={self.max_rel:.3e}"
+        return f"{self.name:36s} {errors} {verdict} {self.note}".rstrip()
 
 
 class Recorder:
-    """Observer that keeps every named tensor; repeated names (per-step decodes) are concatenated on frames."""
+    """Observer that keeps every named tensor; repeats (per-step decodes) are joined on the frame axis."""
 
     def __init__(self) -> None:
         self.tensors: dict[str, list[torch.Tensor]] = defaultdict(list)
 
     def __call__(self, name: str, tensor: torch.Tensor) -> None:
-        self.tensors[name].append(tensor.detach().float().cpu() if tensor.is_floating_point() else tensor.cpu())
+        self.tensors[name].append(
+            tensor.detach().float().cpu() if tensor.is_floating_point() else tensor.cpu()
+        )
 
     def get(self, name: str) -> torch.Tensor:
         parts = self.tensors[name]
@@ -101,9 +104,11 @@ def tolerance_for(name: str) -> float:
 
 
 def compare(name: str, actual: torch.Tensor, expected: torch.Tensor) -> Comparison:
-    """Compare one tensor: masks exactly, uint8 frames by count of off-by-one values, floats by max abs error."""
+    """Compare one tensor: masks exactly, uint8 frames by off-by-one count, floats by max abs error."""
     if tuple(actual.shape) != tuple(expected.shape):
-        return Comparison(name, float("inf"), float("inf"), False, f"shape {list(actual.shape)} != {list(expected.shape)}")
+        return Comparison(
+            name, float("inf"), float("inf"), False, f"shape {list(actual.shape)} != {list(expected.shape)}"
+        )
     if expected.dtype == torch.bool:
         flipped = int((actual.bool() != expected).sum())
         return Comparison(name, float(flipped), 0.0, flipped == 0, f"{flipped} blocks differ")
@@ -115,7 +120,9 @@ def compare(name: str, actual: torch.Tensor, expected: torch.Tensor) -> Comparis
     diff = (actual.double() - expected.double()).abs()
     max_abs = float(diff.max())
     max_rel = max_abs / max(float(expected.abs().max()), 1e-12)
-    return Comparison(name, max_abs, max_rel, max_abs <= tolerance_for(name), f"tol={tolerance_for(name):.0e}")
+    return Comparison(
+        name, max_abs, max_rel, max_abs <= tolerance_for(name), f"tol={tolerance_for(name):.0e}"
+    )
 
 
 def _frame_index(name: str) -> int:
@@ -125,7 +132,9 @@ def _frame_index(name: str) -> int:
     return int(match.group(1))
 
 
-def output_views(prefix: str, decoder_out: torch.Tensor, output: torch.Tensor, expected_keys) -> dict[str, torch.Tensor]:
+def output_views(
+    prefix: str, decoder_out: torch.Tensor, output: torch.Tensor, expected_keys
+) -> dict[str, torch.Tensor]:
     """Derive the stored reduced forms (pool8, full-resolution frames, uint8 frames) of one run."""
     views = {
         f"{prefix}.decoder_out.pool8": pool8(decoder_out),
@@ -156,7 +165,7 @@ class CaseRunner:
         )
 
     def run_tiny(self) -> dict[str, torch.Tensor]:
-        weights = load_weights(self.case_dir, "tiny", self.device)
+        weights = load_weights(self.case_dir, "tiny", self.device, torch.float32)
         recorder = Recorder()
         output = FlashVSRTinyPipeline(weights)(
             self.lq_video.to(self.device), settings=self.settings, noise=self.noise, observer=recorder
@@ -167,7 +176,7 @@ class CaseRunner:
 
     def run_tiny_long(self) -> dict[str, torch.Tensor]:
         """Compare Tiny-Long with the `tiny.*` tensors: the reference found both outputs identical."""
-        weights = load_weights(self.case_dir, "tiny_long", self.device)
+        weights = load_weights(self.case_dir, "tiny_long", self.device, torch.float32)
         recorder = Recorder()
         chunks: list[torch.Tensor] = []
         _, _, frames, height, width = self.lq_video.shape
@@ -187,11 +196,11 @@ class CaseRunner:
         return actual
 
     def run_full(self) -> dict[str, torch.Tensor]:
-        weights = load_weights(self.case_dir, "full", self.device)
+        weights = load_weights(self.case_dir, "full", self.device, torch.float32)
         recorder = Recorder()
-        output = FlashVSRFullPipeline(weights, tiled=self.case["pipeline_call"].get("full_pipeline_tiled", False))(
-            self.lq_video.to(self.device), settings=self.settings, noise=self.noise, observer=recorder
-        )
+        output = FlashVSRFullPipeline(
+            weights, tiled=self.case["pipeline_call"].get("full_pipeline_tiled", False)
+        )(self.lq_video.to(self.device), settings=self.settings, noise=self.noise, observer=recorder)
         actual = {name: recorder.get(name) for name in recorder.tensors if name.startswith("step")}
         actual.update(output_views("full", recorder.get("full.decoder_out"), output, self.expected))
         return actual
@@ -202,7 +211,7 @@ class CaseRunner:
         settings = SparseAttentionSettings(
             topk_ratio=extra["topk_ratio"], local_range=extra["local_range"], kv_ratio=self.settings.kv_ratio
         )
-        weights = load_weights(self.case_dir, "tiny", self.device)
+        weights = load_weights(self.case_dir, "tiny", self.device, torch.float32)
         recorder = Recorder()
         _, _, frames, height, width = self.lq_video.shape
         noise = NoiseSource((height // 8, width // 8), self.device, torch.float32, noise=self.noise)
@@ -216,22 +225,33 @@ class CaseRunner:
         }
 
 
-def compare_all(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], label: str) -> list[Comparison]:
+def compare_all(
+    actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], label: str
+) -> list[Comparison]:
     results = []
     for name in sorted(expected):
         if name in actual:
             result = compare(name, actual[name], expected[name])
-            results.append(Comparison(f"{label}:{name}", result.max_abs, result.max_rel, result.passed, result.note))
+            results.append(
+                Comparison(f"{label}:{name}", result.max_abs, result.max_rel, result.passed, result.note)
+            )
     return results
 
 
 def run_case(case_dir: Path, variants=VARIANTS, device: str = "cpu") -> list[Comparison]:
-    """Run the requested variants on one case and compare everything they produce."""
+    """Run the requested variants on one case and compare everything they produce.
+
+    With all variants requested, a stored tensor that no variant produced is reported as a failure.
+    """
     runner = CaseRunner(case_dir, device)
     results: list[Comparison] = []
     for variant in variants:
         actual = getattr(runner, f"run_{variant}")()
         results.extend(compare_all(actual, runner.expected, variant))
+    if set(variants) == set(VARIANTS):
+        compared = {r.name.split(":", 1)[1] for r in results}
+        for name in sorted(set(runner.expected) - compared):
+            results.append(Comparison(name, float("inf"), float("inf"), False, "not produced by any variant"))
     return results
 
 
@@ -242,9 +262,14 @@ def _disable_tf32() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case_dir", type=Path, help="folder with case.json, weights, inputs and expected tensors")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help=f"comma-separated subset of {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument(
+        "case_dir", type=Path, help="folder with case.json, weights, inputs and expected tensors"
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated subset of {', '.join(VARIANTS)} (default: all)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]

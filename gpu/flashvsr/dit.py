@@ -1,7 +1,7 @@
 """The Wan2.1 DiT as FlashVSR runs it: one-step, streaming, with block-sparse self-attention.
 
 Parameter names match the released checkpoint (`patch_embedding`, `blocks.N.self_attn.q`, ...).
-The model holds no per-call state: prompt K/V and the self-attention KV cache live in
+The model stores no per-call state. Prompt K/V and the self-attention KV cache live in
 `PromptCache` and `KVCache` objects that the pipeline owns.
 """
 
@@ -60,8 +60,15 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 def partition_windows(x: torch.Tensor, frames: int, rows: int, cols: int) -> torch.Tensor:
     """Reorder tokens `[1, f*h*w, C]` into windows `[n, 128, C]`: slab, window row, window column."""
     channels = x.shape[-1]
-    x = x.view(frames // WINDOW_FRAMES, WINDOW_FRAMES, rows // WINDOW_TOKENS_HW, WINDOW_TOKENS_HW,
-               cols // WINDOW_TOKENS_HW, WINDOW_TOKENS_HW, channels)
+    x = x.view(
+        frames // WINDOW_FRAMES,
+        WINDOW_FRAMES,
+        rows // WINDOW_TOKENS_HW,
+        WINDOW_TOKENS_HW,
+        cols // WINDOW_TOKENS_HW,
+        WINDOW_TOKENS_HW,
+        channels,
+    )
     x = x.permute(0, 2, 4, 1, 3, 5, 6)
     return x.reshape(-1, WINDOW_FRAMES * WINDOW_TOKENS_HW * WINDOW_TOKENS_HW, channels)
 
@@ -69,8 +76,15 @@ def partition_windows(x: torch.Tensor, frames: int, rows: int, cols: int) -> tor
 def reverse_windows(windows: torch.Tensor, frames: int, rows: int, cols: int) -> torch.Tensor:
     """Undo `partition_windows`, returning `[1, f*h*w, C]`."""
     channels = windows.shape[-1]
-    x = windows.view(frames // WINDOW_FRAMES, rows // WINDOW_TOKENS_HW, cols // WINDOW_TOKENS_HW,
-                     WINDOW_FRAMES, WINDOW_TOKENS_HW, WINDOW_TOKENS_HW, channels)
+    x = windows.view(
+        frames // WINDOW_FRAMES,
+        rows // WINDOW_TOKENS_HW,
+        cols // WINDOW_TOKENS_HW,
+        WINDOW_FRAMES,
+        WINDOW_TOKENS_HW,
+        WINDOW_TOKENS_HW,
+        channels,
+    )
     x = x.permute(0, 3, 1, 4, 2, 5, 6)
     return x.reshape(1, frames * rows * cols, channels)
 
@@ -215,8 +229,12 @@ class DiTBlock(nn.Module):
         layer: int,
         observer: Observer | None,
     ) -> torch.Tensor:
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (self.modulation + t_mod).chunk(6, dim=1)
-        attended = self.self_attn(modulate(self.norm1(x), shift_msa, scale_msa), geometry, cache, layer, observer)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (self.modulation + t_mod).chunk(
+            6, dim=1
+        )
+        attended = self.self_attn(
+            modulate(self.norm1(x), shift_msa, scale_msa), geometry, cache, layer, observer
+        )
         x = x + gate_msa * attended
         x = x + self.cross_attn(self.norm3(x), *cross_kv)
         return x + gate_mlp * self.ffn(modulate(self.norm2(x), shift_mlp, scale_mlp))
@@ -241,7 +259,9 @@ class WanDiT(nn.Module):
         super().__init__()
         self.config = config
         dim = config.dim
-        self.patch_embedding = nn.Conv3d(config.in_dim, dim, kernel_size=config.patch_size, stride=config.patch_size)
+        self.patch_embedding = nn.Conv3d(
+            config.in_dim, dim, kernel_size=config.patch_size, stride=config.patch_size
+        )
         self.text_embedding = nn.Sequential(
             nn.Linear(config.text_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim)
         )
@@ -285,7 +305,9 @@ class WanDiT(nn.Module):
             rows=rows,
             cols=cols,
             rotations=rope_frequencies(self.config.head_dim, positions, rows, cols),
-            local_mask=locality_mask(rows // WINDOW_TOKENS_HW, cols // WINDOW_TOKENS_HW, settings.local_range, device),
+            local_mask=locality_mask(
+                rows // WINDOW_TOKENS_HW, cols // WINDOW_TOKENS_HW, settings.local_range, device
+            ),
             topk=settings.topk(windows_per_slab),
         )
 

@@ -1,8 +1,8 @@
 """Causal_LQ4x_Proj of FlashVSR v1.1: turns 4-frame LQ clips into DiT tokens, streaming.
 
 Each call takes 4 frames at output resolution `[1, 3, 4, H, W]` in [-1, 1]. Space-to-depth 16x16 gives
-768 channels at the DiT token grid; two causal convolutions (kernel 4x3x3, temporal stride 2) bring 4
-frames down to one latent frame. The first call of a video prepends 3 copies of its first frame and
+768 channels on the DiT token grid. Two causal convolutions (kernel 4x3x3, temporal stride 2) then
+reduce 4 frames to one latent frame. The first call of a video prepends 3 copies of its first frame and
 only fills the causal caches.
 """
 

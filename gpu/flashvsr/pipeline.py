@@ -3,11 +3,12 @@
 Input is the preprocessed LQ video: frames already bicubic-upscaled to the output size, both sides
 multiples of 128, values in [-1, 1], F = 8n + 1 >= 25 frames. The output has F - 4 frames, because
 the model looks 4 frames ahead. Step 0 turns LQ frames 0-24 into 6 latent frames (output frames
-0-20); every later step turns 8 more LQ frames into 2 latent frames (8 output frames).
+0-20). Every later step turns 8 more LQ frames into 2 latent frames (8 output frames).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -58,7 +59,7 @@ class TensorFrameSource:
 
 @dataclass(frozen=True)
 class StepPlan:
-    """Which latents, LQ frames and output frames one DiT step covers."""
+    """Latent, LQ-frame and output-frame ranges of one DiT step."""
 
     index: int
     latent_start: int
@@ -85,44 +86,44 @@ FramesCallback = Callable[[torch.Tensor, int], None]
 def plan_steps(num_frames: int) -> list[StepPlan]:
     """Return the streaming schedule for an input of `num_frames` = 8n + 1 frames (n - 2 steps)."""
     check_frame_count(num_frames)
-    steps = [
-        StepPlan(
-            index=0,
-            latent_start=0,
-            latent_stop=FIRST_STEP_LATENTS,
-            projector_clips=((0, 1),) + tuple((4 * i + 1, 4 * i + 5) for i in range(FIRST_STEP_LATENTS)),
-            output_start=0,
-            output_stop=21,
-        )
-    ]
-    for k in range(1, (num_frames - 1) // 8 - 2):
+    return list(itertools.islice(iter_step_plans(), (num_frames - 1) // 8 - 2))
+
+
+def iter_step_plans() -> Iterator[StepPlan]:
+    """Yield the streaming schedule without end, for callers that learn the video length while reading."""
+    yield StepPlan(
+        index=0,
+        latent_start=0,
+        latent_stop=FIRST_STEP_LATENTS,
+        projector_clips=((0, 1),) + tuple((4 * i + 1, 4 * i + 5) for i in range(FIRST_STEP_LATENTS)),
+        output_start=0,
+        output_stop=21,
+    )
+    for k in itertools.count(1):
         base = 8 * k + 17
-        steps.append(
-            StepPlan(
-                index=k,
-                latent_start=4 + 2 * k,
-                latent_stop=6 + 2 * k,
-                projector_clips=((base, base + 4), (base + 4, base + 8)),
-                output_start=8 * k + 13,
-                output_stop=8 * k + 21,
-            )
+        yield StepPlan(
+            index=k,
+            latent_start=4 + 2 * k,
+            latent_stop=6 + 2 * k,
+            projector_clips=((base, base + 4), (base + 4, base + 8)),
+            output_start=8 * k + 13,
+            output_stop=8 * k + 21,
         )
-    return steps
 
 
 def check_frame_count(num_frames: int) -> None:
     if num_frames < MIN_INPUT_FRAMES or (num_frames - 1) % 8:
         raise ValueError(
-            f"the LQ video has {num_frames} frames; FlashVSR needs 8n+1 frames and at least {MIN_INPUT_FRAMES}. "
-            "Pad the clip with copies of its last frame"
+            f"the LQ video has {num_frames} frames; FlashVSR needs 8n+1 frames and at least "
+            f"{MIN_INPUT_FRAMES}. Pad the clip with copies of its last frame"
         )
 
 
 def check_frame_size(height: int, width: int) -> None:
     if height <= 0 or width <= 0 or height % SPATIAL_ALIGN or width % SPATIAL_ALIGN:
         raise ValueError(
-            f"LQ frames are {width}x{height}; both sides must be positive multiples of {SPATIAL_ALIGN} pixels. "
-            "Pad or crop the upscaled frames first"
+            f"LQ frames are {width}x{height}; both sides must be positive multiples of "
+            f"{SPATIAL_ALIGN} pixels. Pad or crop the upscaled frames first"
         )
 
 
@@ -142,7 +143,7 @@ def check_video(video: torch.Tensor) -> None:
 class NoiseSource:
     """Initial noise per latent slice: slices of a given tensor, or seeded draws made step by step.
 
-    Seeded draws take one `randn` per step in schedule order, so every variant sees the same noise for
+    Seeded draws take one `randn` per step in schedule order, so every variant gets the same noise for
     the same seed and size, and no noise for the whole video is held at once.
     """
 
@@ -170,7 +171,13 @@ class NoiseSource:
 
 
 def check_noise(noise: torch.Tensor, num_frames: int, height: int, width: int) -> None:
-    expected = (1, LATENT_CHANNELS, (num_frames - 1) // TEMPORAL_STRIDE, height // LATENT_SCALE, width // LATENT_SCALE)
+    expected = (
+        1,
+        LATENT_CHANNELS,
+        (num_frames - 1) // TEMPORAL_STRIDE,
+        height // LATENT_SCALE,
+        width // LATENT_SCALE,
+    )
     if tuple(noise.shape) != expected:
         raise ValueError(f"noise must have shape {list(expected)}, got {list(noise.shape)}")
 
@@ -179,6 +186,27 @@ def _scoped(observer: Observer | None, prefix: str) -> Observer | None:
     if observer is None:
         return None
     return lambda name, tensor: observer(f"{prefix}{name}", tensor)
+
+
+class HostKVCache(KVCache):
+    """A KV cache kept in host memory between steps; each layer's K/V visit the GPU only while in use."""
+
+    def __init__(self, max_slabs: int, device: torch.device) -> None:
+        super().__init__(max_slabs)
+        self.device = device
+
+    def get(self, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        entry = super().get(layer)
+        if entry is None:
+            return None
+        keys, values = entry
+        return keys.to(self.device, non_blocking=True), values.to(self.device, non_blocking=True)
+
+    def store(self, layer: int, keys: torch.Tensor, values: torch.Tensor, windows_per_slab: int) -> None:
+        pin = keys.device.type == "cuda"
+        host_keys = keys.to("cpu").pin_memory() if pin else keys.to("cpu")
+        host_values = values.to("cpu").pin_memory() if pin else values.to("cpu")
+        super().store(layer, host_keys, host_values, windows_per_slab)
 
 
 @dataclass
@@ -190,9 +218,12 @@ class StepOutput:
 class DiTStreamer:
     """The DiT streaming loop shared by all variants: LQ projection, one-step denoise, KV cache."""
 
-    def __init__(self, weights: FlashVSRWeights, settings: SparseAttentionSettings) -> None:
+    def __init__(
+        self, weights: FlashVSRWeights, settings: SparseAttentionSettings, kv_offload: bool = False
+    ) -> None:
         self.weights = weights
         self.settings = settings
+        self.kv_offload = kv_offload
 
     @property
     def device(self) -> torch.device:
@@ -206,20 +237,31 @@ class DiTStreamer:
     def run(
         self,
         source: FrameSource,
-        num_frames: int,
+        num_frames: int | None,
         noise: NoiseSource,
         observer: Observer | None = None,
     ) -> Iterator[StepOutput]:
-        """Yield the denoised latents of each step in order."""
+        """Yield the denoised latents of each step in order.
+
+        With `num_frames` None the schedule has no end and the caller stops iterating once the output
+        covers the video.
+        """
         dit = self.weights.dit
         prompt = dit.prepare_prompt(self.weights.prompt, observer)
-        cache = KVCache(self.settings.kv_slabs)
+        cache = (
+            HostKVCache(self.settings.kv_slabs, self.device)
+            if self.kv_offload
+            else KVCache(self.settings.kv_slabs)
+        )
         self.weights.lq_projector.reset()
-        for plan in plan_steps(num_frames):
+        plans = iter_step_plans() if num_frames is None else plan_steps(num_frames)
+        for plan in plans:
             step_observer = _scoped(observer, f"step{plan.index}.")
             features = self._project(source, plan, step_observer)
             noisy = noise.take(plan.latent_start, plan.latent_stop)
-            v_pred = dit.stream_step(noisy, features, plan.latent_start, prompt, cache, self.settings, step_observer)
+            v_pred = dit.stream_step(
+                noisy, features, plan.latent_start, prompt, cache, self.settings, step_observer
+            )
             latents = noisy - v_pred
             if step_observer is not None:
                 step_observer("v_pred", v_pred)
@@ -254,11 +296,29 @@ class _PipelineBase:
     def dtype(self) -> torch.dtype:
         return self.weights.dit.patch_embedding.weight.dtype
 
-    def _noise(self, noise: torch.Tensor | None, seed: int, num_frames: int, height: int, width: int) -> NoiseSource:
+    def _noise(
+        self, noise: torch.Tensor | None, seed: int, num_frames: int, height: int, width: int
+    ) -> NoiseSource:
         if noise is not None:
             check_noise(noise, num_frames, height, width)
         hw = (height // LATENT_SCALE, width // LATENT_SCALE)
         return NoiseSource(hw, self.device, self.dtype, noise=noise, seed=seed)
+
+
+def _log_start(
+    variant: str, num_frames: int, height: int, width: int, steps: int, settings: SparseAttentionSettings
+) -> None:
+    logger.info(
+        "FlashVSR %s: %d input frames at %dx%d, %d DiT steps, topk_ratio %.3g, local_range %d, kv_ratio %g",
+        variant,
+        num_frames,
+        width,
+        height,
+        steps,
+        settings.topk_ratio,
+        settings.local_range,
+        settings.kv_ratio,
+    )
 
 
 def _report(
@@ -292,7 +352,7 @@ class _WholeClipPipeline(_PipelineBase):
         should_cancel: Callable[[], bool] | None = None,
         observer: Observer | None = None,
     ) -> torch.Tensor:
-        """Upscale `lq_video` `[1, 3, F, H, W]`; return `[1, 3, F - 4, H, W]` float32 in [-1, 1] on the CPU."""
+        """Upscale `lq_video` `[1, 3, F, H, W]`; return `[1, 3, F - 4, H, W]` float32 on the CPU."""
         # 1. Check inputs.
         check_video(lq_video)
         _, _, num_frames, height, width = lq_video.shape
@@ -301,6 +361,7 @@ class _WholeClipPipeline(_PipelineBase):
         source = TensorFrameSource(lq_video)
         total_steps = len(plan_steps(num_frames))
         total_output = num_frames - LOOKAHEAD_FRAMES
+        _log_start(self.variant, num_frames, height, width, total_steps, settings)
 
         # 2. DiT streaming loop.
         latents = []
@@ -378,12 +439,15 @@ class FlashVSRTinyLongPipeline(_PipelineBase):
         check_frame_size(height, width)
         decoder = self.weights.tc_decoder
         if decoder is None:
-            raise ValueError("the Tiny-Long pipeline needs weights loaded with the TCDecoder (variant 'tiny_long')")
+            raise ValueError(
+                "the Tiny-Long pipeline needs weights loaded with the TCDecoder (variant 'tiny_long')"
+            )
         settings = settings or SparseAttentionSettings()
         noise_source = self._noise(noise, seed, num_frames, height, width)
         checked = _CheckedSource(source, height, width)
         total_steps = len(plan_steps(num_frames))
         total_output = num_frames - LOOKAHEAD_FRAMES
+        _log_start("tiny_long", num_frames, height, width, total_steps, settings)
 
         # 2. DiT streaming loop with 3. per-step decode and 4. colour fix.
         decoder.reset()
@@ -413,8 +477,10 @@ class _CheckedSource:
         frames = self.source.get(start, stop)
         expected = (stop - start, 3, self.height, self.width)
         if tuple(frames.shape) != expected:
-            raise ValueError(f"frame source returned {list(frames.shape)} for frames {start}-{stop - 1}, "
-                             f"expected {list(expected)}")
+            raise ValueError(
+                f"frame source returned {list(frames.shape)} for frames {start}-{stop - 1}, "
+                f"expected {list(expected)}"
+            )
         return frames
 
     def release_until(self, index: int) -> None:

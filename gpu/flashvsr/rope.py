@@ -24,9 +24,7 @@ def _axis_angles(axis_dim: int, positions: torch.Tensor) -> torch.Tensor:
     return torch.outer(positions.to(torch.float64), inverse_frequencies)
 
 
-def rope_frequencies(
-    head_dim: int, frame_positions: torch.Tensor, rows: int, cols: int
-) -> torch.Tensor:
+def rope_frequencies(head_dim: int, frame_positions: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """Return complex128 rotations `[frames*rows*cols, 1, head_dim/2]` in (frame, row, col) token order."""
     temporal_dim, row_dim, col_dim = rope_axis_dims(head_dim)
     device = frame_positions.device

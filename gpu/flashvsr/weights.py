@@ -91,7 +91,9 @@ def read_torch_file(path: Path) -> object:
 
 def _require_file(path: Path) -> None:
     if not path.is_file():
-        raise WeightLoadError(f"{path.name}: file not found in {path.parent}; download the FlashVSR v1.1 weights")
+        raise WeightLoadError(
+            f"{path.name}: file not found in {path.parent}; download the FlashVSR v1.1 weights"
+        )
 
 
 def _as_state_dict(loaded: object, source: str) -> dict[str, torch.Tensor]:
@@ -128,7 +130,9 @@ def load_prompt(folder: Path, text_dim: int) -> torch.Tensor:
     prompt = read_torch_file(folder / PROMPT_FILE)
     if not isinstance(prompt, torch.Tensor) or prompt.dim() != 3 or prompt.shape[0] != 1:
         shape = tuple(prompt.shape) if isinstance(prompt, torch.Tensor) else type(prompt).__name__
-        raise WeightLoadError(f"{PROMPT_FILE}: expected one tensor of shape [1, tokens, {text_dim}], got {shape}")
+        raise WeightLoadError(
+            f"{PROMPT_FILE}: expected one tensor of shape [1, tokens, {text_dim}], got {shape}"
+        )
     if prompt.shape[2] != text_dim:
         raise WeightLoadError(
             f"{PROMPT_FILE}: prompt width {prompt.shape[2]} does not match the DiT text width {text_dim}"
@@ -154,7 +158,9 @@ def load_vae_decoder(folder: Path):
     known_prefixes = ("encoder.", "conv1.", "conv2.", "decoder.")
     stray = sorted(key for key in file_dict if not key.startswith(known_prefixes))
     if stray:
-        raise WeightLoadError(f"{VAE_FILE}: unexpected key {stray[0]!r}; expected encoder.*, conv1.*, conv2.*, decoder.*")
+        raise WeightLoadError(
+            f"{VAE_FILE}: unexpected key {stray[0]!r}; expected encoder.*, conv1.*, conv2.*, decoder.*"
+        )
     state_dict = {key: value for key, value in file_dict.items() if key.startswith(("conv2.", "decoder."))}
     config = _read_config(WanVAEDecoderConfig, state_dict, VAE_FILE)
     with torch.device("meta"):
@@ -181,11 +187,17 @@ class FlashVSRWeights:
 
 
 def load_weights(
-    folder: str | Path, variant: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    folder: str | Path, variant: str, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
 ) -> FlashVSRWeights:
-    """Load the modules `variant` needs ("tiny", "tiny_long" or "full") from a release-layout folder."""
+    """Load the modules `variant` needs ("tiny", "tiny_long" or "full") from a release-layout folder.
+
+    `dtype` defaults to bfloat16 on CUDA, as the release runs, and float32 elsewhere.
+    """
     if variant not in ("tiny", "tiny_long", "full"):
         raise ValueError(f"unknown FlashVSR variant {variant!r}; expected tiny, tiny_long or full")
+    device = torch.device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     folder = Path(folder)
     if not folder.is_dir():
         raise WeightLoadError(f"weight folder {folder} not found; download the FlashVSR v1.1 weights into it")

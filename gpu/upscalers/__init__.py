@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import importlib
 
-from gpu.params import VARIANTS, ModelError, RuntimeOptions
+from gpu.params import VARIANTS, ModelError, RuntimeOptions, UpscaleParams
 from gpu.upscalers.base import Upscaler
 
-# Each entry names "module:factory"; the factory takes RuntimeOptions and returns an Upscaler.
+# Each entry names "module:factory"; the factory takes RuntimeOptions and the run's UpscaleParams (keyword
+# `params`) and returns an Upscaler.
 _FACTORIES: dict[str, str] = {
     "lanczos": "gpu.upscalers.lanczos:LanczosUpscaler",
+    "tiny_long": "gpu.upscalers.flashvsr:tiny_long",
+    "tiny": "gpu.upscalers.flashvsr:tiny",
+    "full": "gpu.upscalers.flashvsr:full",
 }
 
 
@@ -27,7 +31,7 @@ def available_variants() -> tuple[str, ...]:
     return tuple(variant for variant in VARIANTS if variant in _FACTORIES)
 
 
-def get_upscaler(variant: str, options: RuntimeOptions) -> Upscaler:
+def get_upscaler(variant: str, options: RuntimeOptions, params: UpscaleParams | None = None) -> Upscaler:
     """Build the upscaler for `variant`; raises ModelError when this installation cannot run it."""
     factory_path = _FACTORIES.get(variant)
     if factory_path is None:
@@ -38,4 +42,4 @@ def get_upscaler(variant: str, options: RuntimeOptions) -> Upscaler:
         )
     module_name, _, factory_name = factory_path.partition(":")
     factory = getattr(importlib.import_module(module_name), factory_name)
-    return factory(options)
+    return factory(options, params=params)

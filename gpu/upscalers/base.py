@@ -2,8 +2,8 @@
 
 An upscaler pulls prepared source frames from a `FrameSource` in windows and emits output frames in source
 order through an `EmitFrame` callback. The streaming buffer prepares each decoded frame as the upscaler's
-`LQSpec` says, so the same buffer serves the Lanczos baseline (frames already scaled by the decoder's filter
-graph) and FlashVSR (RGB arrays at the source size, upscaled later on the GPU).
+`LQSpec` describes. That lets one buffer serve both the Lanczos baseline, whose frames the decoder's filter
+graph already scales, and FlashVSR, which takes RGB arrays at the source size and upscales them on the GPU.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class OutputGeometry:
 
 @dataclass(frozen=True)
 class LQSpec:
-    """How the streaming buffer prepares each decoded frame before the upscaler reads it.
+    """The preparation the streaming buffer applies to each decoded frame before the upscaler reads it.
 
     `width`/`height`/`pix_fmt`/`interpolation` configure the decoder's filter graph (None keeps the displayed
     source size). With `to_array` the buffer's worker threads convert each frame to an H x W x C numpy array.
@@ -127,7 +127,7 @@ class Window:
 
 
 def read_windows(source: FrameSource, rule: WindowRule, check_cancel: CancelHook) -> Iterator[Window]:
-    """Yield the windows `rule` asks for until the stream and its lookahead are covered.
+    """Yield the windows of `rule` until the stream and its lookahead are covered.
 
     Windows past the end of the stream are padded with copies of the last real frame, and frames of a window
     stay valid only until the next window is requested, because the previous window is released then.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpu.params import RuntimeOptions
+from gpu.params import RuntimeOptions, UpscaleParams
 from gpu.upscalers.base import (
     LANCZOS_WINDOW,
     CancelHook,
@@ -20,9 +20,9 @@ class LanczosUpscaler:
     label = "Lanczos baseline (no model)"
     window = LANCZOS_WINDOW
 
-    def __init__(self, options: RuntimeOptions | None = None) -> None:
-        # The baseline has no tuning of its own; it accepts options like every registered factory.
-        del options
+    def __init__(self, options: RuntimeOptions | None = None, params: UpscaleParams | None = None) -> None:
+        # The baseline has no tuning of its own; it accepts options and params like every registered factory.
+        del options, params
 
     def lq_spec(self, geometry: OutputGeometry, *, high_bit_depth: bool) -> LQSpec:
         pix_fmt = "yuv420p10le" if high_bit_depth else "yuv420p"

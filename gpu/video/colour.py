@@ -1,4 +1,5 @@
-"""Colour facts of a video: FFmpeg's names for the range, matrix, primaries and transfer codes.
+"""Colour facts of a video: FFmpeg's names for the range, matrix, primaries and transfer codes, and HDR10
+metadata read from frame side data.
 
 PyAV exposes these properties as the integer codes of libavutil's `AVColorRange`, `AVColorSpace`,
 `AVColorPrimaries` and `AVColorTransferCharacteristic`. The tables below map the codes to FFmpeg's own
@@ -7,7 +8,10 @@ names (the strings `ffprobe` prints) and back.
 
 from __future__ import annotations
 
+import struct
+
 import av
+from av.sidedata.sidedata import Type as SideDataType
 
 RANGE_NAMES = {1: "tv", 2: "pc"}
 SPACE_NAMES = {
@@ -38,7 +42,7 @@ _NAME_TABLES = {
 def code_name(kind: str, code: int | None) -> str | None:
     """Return FFmpeg's name for a colour code of `kind` ("range", "space", "primaries", "transfer").
 
-    Unspecified and unknown codes return None, so a caller never tags an output with a guess.
+    Unspecified and unknown codes return None.
     """
     if code is None:
         return None
@@ -89,3 +93,50 @@ def decode_matrix(color_space: str | None, height: int) -> str:
 def is_hdr_transfer(color_trc: str | None) -> bool:
     """Return True for the PQ (SMPTE ST 2084) and HLG (ARIB STD-B67) transfer functions."""
     return color_trc in HDR_TRANSFERS
+
+
+# Units of x265's master-display option (SMPTE ST 2086): chromaticity in 0.00002, luminance in 0.0001 cd/m2.
+_CHROMATICITY_UNITS = 50000
+_LUMINANCE_UNITS = 10000
+
+
+def mastering_display(frame: av.VideoFrame) -> str | None:
+    """Return a frame's mastering display metadata as x265's "G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)", or None.
+
+    The side data is libavutil's AVMasteringDisplayMetadata: 10 rationals (R, G, B primaries and the white
+    point as x,y pairs, then minimum and maximum luminance) as pairs of int32, then two int32 flags.
+    """
+    data = _side_data(frame, SideDataType.MASTERING_DISPLAY_METADATA)
+    if data is None or len(data) < 88:
+        return None
+    values = struct.unpack_from("<20i2i", data)
+    rationals = [values[i] / values[i + 1] if values[i + 1] else 0.0 for i in range(0, 20, 2)]
+    has_primaries, has_luminance = values[20], values[21]
+    if not (has_primaries and has_luminance):
+        return None
+    red, green, blue, white = (rationals[i : i + 2] for i in range(0, 8, 2))
+    min_luminance, max_luminance = rationals[8], rationals[9]
+
+    def point(pair: list[float]) -> str:
+        return f"({round(pair[0] * _CHROMATICITY_UNITS)},{round(pair[1] * _CHROMATICITY_UNITS)})"
+
+    return (
+        f"G{point(green)}B{point(blue)}R{point(red)}WP{point(white)}"
+        f"L({round(max_luminance * _LUMINANCE_UNITS)},{round(min_luminance * _LUMINANCE_UNITS)})"
+    )
+
+
+def content_light_level(frame: av.VideoFrame) -> str | None:
+    """Return a frame's content light level as x265's max-cll "MaxCLL,MaxFALL" in cd/m2, or None."""
+    data = _side_data(frame, SideDataType.CONTENT_LIGHT_LEVEL)
+    if data is None or len(data) < 8:
+        return None
+    max_cll, max_fall = struct.unpack_from("<2I", data)
+    return f"{max_cll},{max_fall}"
+
+
+def _side_data(frame: av.VideoFrame, kind) -> bytes | None:
+    for entry in frame.side_data or ():
+        if entry.type == kind:
+            return bytes(entry)
+    return None

@@ -93,6 +93,8 @@ class FrameReader:
             self._container = None
 
     def __iter__(self) -> Iterator[DecodedFrame]:
+        self.close()
+        self._graph = None
         self._container = av.open(self.path, metadata_errors="replace")
         stream = self._container.streams[self.info.video_index]
         stream.thread_type = "AUTO"

@@ -24,6 +24,8 @@ _ENCODERS = {"h264": "libx264", "hevc": "libx265", "hevc10": "libx265"}
 class VideoWriter:
     """Context manager that encodes frames and writes the finished file to `output_path` atomically.
 
+    Leaving the `with` block without a successful `finish` removes every partial file.
+
     Video goes to a temporary video-only file first. `finish` then merges it with every audio and subtitle
     stream of the source in one interleaved pass into a second temporary name, and renames that into place.
     So memory stays flat in video length, and a visible output file is always complete.
@@ -53,6 +55,7 @@ class VideoWriter:
         self._pts_offset = round(Fraction(info.start_time).limit_denominator(10**9) / self.time_base)
         self._last_pts: int | None = None
         self._frames_written = 0
+        self._finished = False
         self._converter: _YuvConverter | None = None
         self._container = None
         self._stream = None
@@ -62,7 +65,7 @@ class VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is not None:
+        if exc_type is not None or not self._finished:
             self.abort()
 
     @property
@@ -109,6 +112,7 @@ class VideoWriter:
             self.abort()
             raise
         _remove(self.video_temp_path)
+        self._finished = True
         logger.info(
             "Wrote %s: %d frames, %dx%d", self.output_path, self._frames_written, self.width, self.height,
         )
@@ -126,7 +130,6 @@ class VideoWriter:
         _remove(self.mux_temp_path)
 
     def _open_video_temp(self) -> None:
-        params, info = self.params, self.info
         try:
             self._container = av.open(
                 self.video_temp_path, "w", format=self.container_format, options=self._muxer_options(),
@@ -137,7 +140,17 @@ class VideoWriter:
                 "writable.",
                 detail=str(error),
             ) from error
-        stream = self._container.add_stream(_ENCODERS[params.codec])
+        self._stream = self._add_video_stream()
+        if self.info.is_hdr and self.params.codec != "hevc10":
+            self.notes.append(
+                f"The source is HDR ({self.info.color_trc}) and the output is 8-bit: no tone mapping was "
+                "done, so the HDR signal is kept as it is and may show banding. Choose 10-bit HEVC to keep "
+                "the full depth."
+            )
+
+    def _add_video_stream(self):
+        info = self.info
+        stream = self._container.add_stream(_ENCODERS[self.params.codec])
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = self._pix_fmt()
         stream.time_base = self.time_base
@@ -146,16 +159,8 @@ class VideoWriter:
         stream.sample_aspect_ratio = Fraction(*info.sample_aspect_ratio)
         stream.codec_context.sample_aspect_ratio = Fraction(*info.sample_aspect_ratio)
         stream.options = self._encoder_options()
-        # NOTE: HDR10 mastering display and content light level metadata are not copied to the output; only
-        # the transfer, primaries, matrix and range tags are.
         self._apply_colour_tags(stream.codec_context)
-        self._stream = stream
-        if info.is_hdr and params.codec != "hevc10":
-            self.notes.append(
-                f"The source is HDR ({info.color_trc}) and the output is 8-bit: no tone mapping was done, "
-                "so the HDR signal is kept as it is and may show banding. Choose 10-bit HEVC to keep the "
-                "full depth."
-            )
+        return stream
 
     def _muxer_options(self) -> dict[str, str]:
         if self.container_format != "mp4":
@@ -173,8 +178,23 @@ class VideoWriter:
     def _encoder_options(self) -> dict[str, str]:
         options = {"crf": str(self.params.crf), "preset": self.params.preset}
         if self.params.codec in ("hevc", "hevc10"):
-            options["x265-params"] = "log-level=error"
+            options["x265-params"] = ":".join(["log-level=error", *self._hdr10_params()])
         return options
+
+    def _hdr10_params(self) -> list[str]:
+        """Return x265 options that carry the source's HDR10 metadata into a 10-bit HEVC output.
+
+        NOTE: H.264 and 8-bit HEVC outputs get the transfer, primaries and matrix tags but not this metadata.
+        """
+        info = self.info
+        if self.params.codec != "hevc10" or not (info.mastering_display or info.content_light_level):
+            return []
+        params = ["hdr10=1"]
+        if info.mastering_display:
+            params.append(f"master-display={info.mastering_display}")
+        if info.content_light_level:
+            params.append(f"max-cll={info.content_light_level}")
+        return params
 
     def _output_colour(self) -> tuple[str, str, str]:
         """Return the output's (matrix, primaries, transfer) names: the source's where known, else BT.709."""

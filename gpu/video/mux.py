@@ -16,10 +16,9 @@ logger = logging.getLogger(__name__)
 
 # Audio codecs the MP4 muxer stores as they are; any other audio is re-encoded to AAC for MP4.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
-# Audio codecs that Matroska cannot store; they are re-encoded to FLAC. Matroska takes nearly everything else.
-MKV_REENCODE_AUDIO_CODECS = frozenset({"qcelp", "evrc", "amr_nb", "amr_wb", "gsm_ms"})
 TEXT_SUBTITLE_CODECS = frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"})
 AAC_BITRATE_PER_CHANNEL_PAIR = 320_000
+_DISPLAY_NAMES = {"mp4": "MP4", "matroska": "MKV"}
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
@@ -159,10 +158,9 @@ def _plan_routes(source, info: SourceInfo, output, container_format: str, notes:
 
 def _audio_route(stream, output, container_format: str, notes: list[str]) -> _Route:
     codec = codec_name(stream)
+    copyable = _muxer_accepts(output, stream)
     if container_format == "mp4":
-        copyable = codec in MP4_AUDIO_CODECS
-    else:
-        copyable = codec not in MKV_REENCODE_AUDIO_CODECS
+        copyable = copyable and codec in MP4_AUDIO_CODECS
     if copyable:
         return _Route(stream, _copy_stream(output, stream), transcode=False)
 
@@ -175,11 +173,19 @@ def _audio_route(stream, output, container_format: str, notes: list[str]) -> _Ro
     out_stream.time_base = Fraction(1, in_ctx.sample_rate)
     _copy_stream_tags(stream, out_stream)
     label = "AAC" if target == "aac" else "FLAC (lossless)"
+    container_name = _DISPLAY_NAMES[container_format]
     notes.append(
-        f"Audio stream {stream.index} ({codec}) cannot be stored in {container_format.upper()} as it is; "
+        f"Audio stream {stream.index} ({codec}) cannot be stored in {container_name} as it is; "
         f"it was re-encoded to {label}."
     )
     return _Route(stream, out_stream, transcode=True)
+
+
+def _muxer_accepts(output, stream) -> bool:
+    """Return True when the output format can store the stream's codec as it is (FFmpeg's codec query)."""
+    codec = stream.codec_context.codec
+    supported = output.supported_codecs
+    return codec.name in supported or codec.canonical_name in supported
 
 
 def _named_layout(ctx) -> av.AudioLayout:
@@ -195,9 +201,12 @@ def _named_layout(ctx) -> av.AudioLayout:
 def _subtitle_route(stream, output, container_format: str, notes: list[str]) -> _Route | None:
     codec = codec_name(stream)
     if container_format != "mp4":
-        if codec == "mov_text":
+        if _muxer_accepts(output, stream):
+            return _Route(stream, _copy_stream(output, stream), transcode=False)
+        if codec in TEXT_SUBTITLE_CODECS:
             return _text_subtitle_route(stream, output, "srt")
-        return _Route(stream, _copy_stream(output, stream), transcode=False)
+        notes.append(f"Subtitle stream {stream.index} ({codec}) cannot be stored in MKV and was dropped.")
+        return None
     if codec == "mov_text":
         return _Route(stream, _copy_stream(output, stream), transcode=False)
     if codec in TEXT_SUBTITLE_CODECS:

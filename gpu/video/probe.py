@@ -68,7 +68,9 @@ class SourceInfo:
     player turns the coded picture by. `frame_rate` is the average frame rate as an exact fraction.
     `frame_count_exact` is True when the count comes from the demuxed packets (edit-list discards and empty
     packets excluded) rather than from duration times frame rate. `path` is the absolute path that was probed;
-    the writer copies audio and subtitles from it.
+    the writer copies audio and subtitles from it. `mastering_display` (SMPTE ST 2086) and
+    `content_light_level` ("MaxCLL,MaxFALL" in cd/m2) are the HDR10 metadata of the first frame, written in
+    the notation of x265's `master-display` and `max-cll` options.
     """
 
     container: str
@@ -102,6 +104,8 @@ class SourceInfo:
     subtitles: tuple[StreamInfo, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)
     path: str = ""
+    mastering_display: str | None = None
+    content_light_level: str | None = None
 
     @property
     def time_base_fraction(self) -> Fraction:
@@ -121,8 +125,9 @@ class SourceInfo:
 
     @classmethod
     def from_dict(cls, values: dict) -> SourceInfo:
-        """Build a SourceInfo from `to_dict` output, also after a JSON round trip (lists for tuples)."""
-        data = dict(values)
+        """Build a SourceInfo from `to_dict` output, also after JSON; unknown keys are ignored."""
+        known = {entry.name for entry in dataclasses.fields(cls)}
+        data = {key: value for key, value in values.items() if key in known}
         for key in ("sample_aspect_ratio", "frame_rate", "time_base", "notes"):
             data[key] = tuple(data[key])
         data["audio"] = tuple(StreamInfo(**stream) for stream in data.get("audio", ()))
@@ -133,9 +138,11 @@ class SourceInfo:
 def probe(path: str | os.PathLike, *, limits: ProbeLimits | None = None) -> SourceInfo:
     """Probe `path` by content and decode its first video frame.
 
-    Raises InputError, whose `user_message` names the problem and the fix, for an empty file, a file
-    that is not a media file, a file without a video stream, a video that cannot be decoded (unsupported
-    codec, encryption, or cut off before the first frame) and a source over `limits`.
+    Raises InputError, whose `user_message` names the problem and the fix, for:
+    - an empty file, or a file that is not a media file;
+    - a file without a video stream;
+    - a video that cannot be decoded (unsupported codec, encryption, cut off before the first frame);
+    - a source over `limits`.
     """
     limits = limits or ProbeLimits()
     path = os.fspath(path)
@@ -192,7 +199,12 @@ def _probe_container(container, path: str, size_bytes: int, limits: ProbeLimits)
         )
     timing = _stream_timing(path, stream, size_bytes, limits, container)
     info = _build_info(container, stream, first_frame, size_bytes, len(video_streams), timing, notes)
-    return dataclasses.replace(info, path=os.path.abspath(path))
+    return dataclasses.replace(
+        info,
+        path=os.path.abspath(path),
+        mastering_display=colour.mastering_display(first_frame),
+        content_light_level=colour.content_light_level(first_frame),
+    )
 
 
 def _is_attached_picture(stream) -> bool:
@@ -282,7 +294,8 @@ def _presented_packet_timestamps(path: str, stream_index: int) -> list[int]:
                     continue
                 stamp = packet.pts if packet.pts is not None else packet.dts
                 if stamp is None:
-                    stamp = timestamps[-1] + 1 if timestamps else 0
+                    # Raw elementary streams have no timestamps, only the frame duration the parser assumes.
+                    stamp = timestamps[-1] + max(1, packet.duration or 1) if timestamps else 0
                 timestamps.append(stamp)
         except av.error.FFmpegError as error:
             logger.info("Packet count of %s stopped early: %s", path, error)

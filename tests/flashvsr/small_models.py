@@ -18,7 +18,9 @@ from gpu.flashvsr.weights import (
     FlashVSRWeights,
 )
 
-SMALL_DIT = DiTConfig(dim=64, in_dim=16, out_dim=16, ffn_dim=128, text_dim=32, freq_dim=32, num_heads=2, num_layers=2)
+SMALL_DIT = DiTConfig(
+    dim=64, in_dim=16, out_dim=16, ffn_dim=128, text_dim=32, freq_dim=32, num_heads=2, num_layers=2
+)
 SMALL_LQ_PROJ = LQProjConfig(hidden_dim1=32, hidden_dim2=48, out_dim=64)
 SMALL_TC_CHANNELS = (32, 16, 8, 8)
 PROMPT_TOKENS = 16
@@ -47,7 +49,9 @@ def small_modules(seed: int = 0, with_tc_decoder: bool = True) -> FlashVSRWeight
 
     dit = randomise(WanDiT(SMALL_DIT), seed)
     projector = randomise(CausalLQProjector(SMALL_LQ_PROJ), seed + 1)
-    prompt = torch.randn(1, PROMPT_TOKENS, SMALL_DIT.text_dim, generator=torch.Generator().manual_seed(seed + 2))
+    prompt = torch.randn(
+        1, PROMPT_TOKENS, SMALL_DIT.text_dim, generator=torch.Generator().manual_seed(seed + 2)
+    )
     tc_decoder = None
     if with_tc_decoder:
         torch.manual_seed(seed + 3)

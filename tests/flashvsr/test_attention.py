@@ -26,7 +26,9 @@ def naive_block_attention(q, k, v, block_mask, num_heads):
         channels = slice(head * head_dim, (head + 1) * head_dim)
         token_mask = block_mask[0, head].repeat_interleave(W, 0).repeat_interleave(W, 1)
         result = F.scaled_dot_product_attention(
-            q[None, :, channels].double(), k[None, :, channels].double(), v[None, :, channels].double(),
+            q[None, :, channels].double(),
+            k[None, :, channels].double(),
+            v[None, :, channels].double(),
             attn_mask=token_mask[None],
         )[0]
         out[:, channels] = torch.nan_to_num(result, nan=0.0).float()
@@ -63,7 +65,7 @@ def test_dense_path_chunking_is_exact(monkeypatch):
 def test_empty_query_window_outputs_zeros():
     q, k, v = random_qkv(2, 3)
     mask = torch.ones(1, 2, 2, 3, dtype=torch.bool)
-    mask[0, 1, 0] = False  # head 1, query window 0 sees nothing
+    mask[0, 1, 0] = False  # head 1, query window 0 has no key window
     out = block_sparse_attention(q, k, v, mask, num_heads=2)
     head1 = slice(32, 64)
     assert torch.count_nonzero(out[:W, head1]) == 0
@@ -80,6 +82,21 @@ def test_masked_key_windows_do_not_contribute():
     assert (out - only_first).abs().max() < 1e-6
 
 
+def test_failed_flex_attention_falls_back_to_dense(monkeypatch, caplog):
+    def broken(*args):
+        raise RuntimeError("Triton not found")
+
+    monkeypatch.setattr(attention, "_use_flex_attention", lambda q: not attention._flex_unavailable)
+    monkeypatch.setattr(attention, "_flex_unavailable", False)
+    monkeypatch.setattr(attention, "flex_block_sparse_attention", broken)
+    q, k, v = random_qkv(2, 2)
+    mask = torch.ones(1, 2, 2, 2, dtype=torch.bool)
+    out = block_sparse_attention(q, k, v, mask, num_heads=2)
+    assert torch.equal(out, dense_masked_attention(q, k, v, mask, num_heads=2))
+    assert attention._flex_unavailable
+    assert "FlexAttention failed" in caplog.text
+
+
 def test_token_counts_must_be_window_multiples():
     q, k, v = random_qkv(1, 1)
     with pytest.raises(ValueError, match="multiples of 128"):
@@ -88,7 +105,7 @@ def test_token_counts_must_be_window_multiples():
 
 def test_locality_mask_not_clamped_at_borders():
     mask = locality_mask(1, 5, local_range=3)
-    # Column 0 sees columns 0..1 only (the window starts at -1); column 2 sees 1..3.
+    # The range starts at c - 1, so column 0 attends to columns 0-1 only and column 2 to 1-3.
     assert mask[0].tolist() == [True, True, False, False, False]
     assert mask[2].tolist() == [False, True, True, True, False]
     assert mask[4].tolist() == [False, False, False, True, True]
@@ -104,7 +121,9 @@ def test_topk_larger_than_group_drops_one_minimum():
     generator = torch.Generator().manual_seed(3)
     q_windows = torch.randn(6, W, 64, generator=generator)
     k_windows = torch.randn(6, W, 64, generator=generator)
-    mask = build_block_mask(q_windows, k_windows, 2, 1, topk=719, local_mask=torch.ones(6, 6, dtype=torch.bool))
+    mask = build_block_mask(
+        q_windows, k_windows, 2, 1, topk=719, local_mask=torch.ones(6, 6, dtype=torch.bool)
+    )
     assert mask.shape == (1, 2, 6, 6)
     assert mask.sum(dim=(2, 3)).tolist() == [[35, 35]]
 
@@ -150,6 +169,8 @@ def test_flex_block_mask_matches_dense_path_eager():
     mask = torch.rand(1, 2, 3, 5, generator=torch.Generator().manual_seed(12)) > 0.5
     mask[0, 1, 1] = False
     flex_mask = attention.to_flex_block_mask(mask[0], q.shape[0], k.shape[0])
+    # The block lists drive the compiled kernel, the mask_mod drives eager mode: check both.
+    assert torch.equal(flex_mask.to_dense()[0].bool(), mask[0])
     heads = [t.view(1, -1, 2, 32).transpose(1, 2) for t in (q, k, v)]
     got = attention.flex_attention(*heads, block_mask=flex_mask).transpose(1, 2).reshape(-1, 64)
     expected = dense_masked_attention(q, k, v, mask, num_heads=2)
@@ -175,7 +196,11 @@ def test_flex_attention_bf16_release_head_width():
     q, k, v = random_qkv(4, 8, dim=12 * 128, seed=9)
     mask = torch.rand(1, 12, 4, 8, generator=torch.Generator().manual_seed(10)) > 0.5
     expected = dense_masked_attention(q, k, v, mask, num_heads=12)
-    got = attention.flex_block_sparse_attention(
-        q.cuda().bfloat16(), k.cuda().bfloat16(), v.cuda().bfloat16(), mask.cuda(), num_heads=12
-    ).float().cpu()
+    got = (
+        attention.flex_block_sparse_attention(
+            q.cuda().bfloat16(), k.cuda().bfloat16(), v.cuda().bfloat16(), mask.cuda(), num_heads=12
+        )
+        .float()
+        .cpu()
+    )
     assert (got - expected).abs().max() < 5e-2

@@ -76,5 +76,8 @@ def test_manifest_totals_are_the_published_figures():
 def test_release_shapes_pass_strict_check():
     with torch.device("meta"):
         module = build_lq_projector()
-    release = {key: torch.empty(shape, device="meta") for key, shape in MANIFEST["files"]["LQ_proj_in.ckpt"]["keys"].items()}
+    release = {
+        key: torch.empty(shape, device="meta")
+        for key, shape in MANIFEST["files"]["LQ_proj_in.ckpt"]["keys"].items()
+    }
     check_state_dict(module, release, "LQ_proj_in.ckpt")

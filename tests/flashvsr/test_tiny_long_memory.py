@@ -28,7 +28,12 @@ def run_probe(*specs: str) -> list[dict]:
         }
     )
     completed = subprocess.run(
-        [sys.executable, str(PROBE), *specs], capture_output=True, text=True, env=env, timeout=240, check=False
+        [sys.executable, str(PROBE), *specs],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])

@@ -47,14 +47,14 @@ def _status_kib(field: str) -> int:
 
 
 def measure(pipeline: FlashVSRTinyLongPipeline, frames: int, keep: bool) -> dict:
-    kept: list[torch.Tensor] = []
+    kept_frames: list[torch.Tensor] = []
     emitted = 0
 
     def sink(chunk: torch.Tensor, start: int) -> None:
         nonlocal emitted
         emitted += chunk.shape[0]
         if keep:
-            kept.append(chunk)
+            kept_frames.append(chunk)
 
     Path("/proc/self/clear_refs").write_text("5")
     baseline = _status_kib("VmRSS")

@@ -26,8 +26,9 @@ def write_clip(
     rate: Fraction = Fraction(25),
     rotation: int = 0,
     audio_seconds: float | None = None,
+    colour: tuple[int, int, int] | None = None,
 ) -> Path:
-    """Write an H.264 MP4 whose frame k has a flat colour derived from k, with optional AAC audio."""
+    """Write an H.264 MP4 of flat frames: `colour`, else a colour from the index; AAC audio if asked."""
     width, height = size
     container = av.open(str(path), "w")
     video = container.add_stream("libx264", rate=rate)
@@ -36,7 +37,7 @@ def write_clip(
     audio = container.add_stream("aac", rate=48000, layout="stereo") if audio_seconds else None
     for index in range(frames):
         pixels = np.empty((height, width, 3), np.uint8)
-        pixels[...] = ((index * 40) % 256, (index * 7) % 256, 128)
+        pixels[...] = colour or ((index * 40) % 256, (index * 7) % 256, 128)
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
         frame.pts = index
         frame.time_base = 1 / rate

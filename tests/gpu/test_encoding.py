@@ -96,3 +96,15 @@ def test_encoder_abort_drops_queue_and_joins():
     assert writer.aborted
     assert len(writer.written) < 10
     assert "encoder" not in {thread.name for thread in threading.enumerate()}
+
+
+def test_encoder_callback_error_raised_on_submit():
+    def broken_preview(frame):
+        raise KeyError("preview state")
+
+    stage = EncoderStage(RecordingWriter(), queue_frames=2, on_written=broken_preview)
+    stage.start()
+    with pytest.raises(KeyError, match="preview state"):
+        for index in range(100):
+            stage.submit(index, index)
+    stage.abort()

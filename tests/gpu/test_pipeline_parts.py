@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gpu import upscalers
 from gpu.api import CancelGate, PreviewWriter, ProgressReporter
 from gpu.params import Cancelled, ModelError, RuntimeOptions
 from gpu.streaming import BufferLimits, StreamingFrameBuffer
@@ -143,6 +144,7 @@ def test_registry_builds_lanczos():
     assert upscaler.label == "Lanczos baseline (no model)"
 
 
-def test_registry_rejects_unwired_variant():
+def test_registry_rejects_unwired_variant(monkeypatch):
+    monkeypatch.delitem(upscalers._FACTORIES, "full")
     with pytest.raises(ModelError, match="not available"):
         get_upscaler("full", RuntimeOptions())

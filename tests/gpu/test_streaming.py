@@ -162,7 +162,7 @@ def test_release_beyond_delivered_frames_is_rejected(no_leaked_threads):
 
 @pytest.mark.parametrize("real_count", [1, 7, 21, 25, 26, 30, 33])
 def test_windows_cover_real_stream_end(real_count, no_leaked_threads):
-    # The buffer never sees the container's frame count, so a wrong count cannot change what is read.
+    # The buffer is never given the container's frame count, so a wrong count cannot change what is read.
     reader = FakeReader(real_count)
     with make_buffer(reader, prefetch=8, transform=np.copy) as buffer:
         windows = list(read_windows(buffer, FLASHVSR_WINDOW, no_wait))

@@ -224,7 +224,7 @@ def mean_colours(path) -> list[tuple[int, int, int]]:
 @pytest.mark.parametrize("byte_cap_frames", [0, 26])
 def test_array_upscaler_keeps_frame_order(clip_factory, work_dir, monkeypatch, byte_cap_frames):
     source = clip_factory(frames=30)
-    monkeypatch.setattr("gpu.api.get_upscaler", lambda variant, options: RepeatingUpscaler())
+    monkeypatch.setattr("gpu.api.get_upscaler", lambda variant, options, params=None: RepeatingUpscaler())
     options = RuntimeOptions(lq_max_bytes=byte_cap_frames * 64 * 48 * 3, prefetch_frames=4)
     params = dataclasses.replace(LANCZOS_2X, variant="tiny_long")
 
@@ -281,3 +281,21 @@ def test_decode_error_can_keep_frames_before_it(clip_factory, work_dir, monkeypa
     assert result.frames == 10
     assert len(frame_times(work_dir / "out.mp4")) == 10
     assert any("frame 10" in note for note in result.notes)
+
+
+def mean_rgb_via_reader(path) -> np.ndarray:
+    info = probe(path)
+    with FrameReader(path, info) as reader:
+        return np.mean([decoded.frame.to_ndarray().reshape(-1, 3).mean(axis=0) for decoded in reader], axis=0)
+
+
+def test_lanczos_keeps_colours_of_untagged_hd(clip_factory, work_dir):
+    # The output must decode to the source's colours; untagged sources of 720 lines and more read as BT.709.
+    source = clip_factory(frames=3, size=(1280, 720), colour=(200, 40, 40))
+
+    upscale_video(source, work_dir / "out.mp4", LANCZOS_2X)
+
+    source_rgb = mean_rgb_via_reader(source)
+    output_rgb = mean_rgb_via_reader(work_dir / "out.mp4")
+    assert probe(source).color_space is None
+    assert np.abs(source_rgb - output_rgb).max() <= 2.0

@@ -24,7 +24,9 @@ def clip_task(make_task, tmp_path):
     """Create a queued lanczos task at scale 2 whose input is a real clip (6 frames of 64x48 by default)."""
 
     def make(frames: int = 6, width: int = 64, height: int = 48, **fields):
-        clip = write_video(tmp_path / f"source-{frames}.mp4", frames=frames, width=width, height=height, fps=10)
+        clip = write_video(
+            tmp_path / f"source-{frames}.mp4", frames=frames, width=width, height=height, fps=10
+        )
         fields.setdefault("original_filename", "source.mp4")
         fields.setdefault("variant", "lanczos")
         fields.setdefault("scale", 2)

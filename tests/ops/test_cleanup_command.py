@@ -66,10 +66,13 @@ def test_queued_and_running_tasks_and_their_files_stay(clip_task, media_root, st
 def test_input_shared_with_an_active_retry_is_kept(clip_task, media_root):
     old = clip_task(status=Status.FAILED, finished_at=days_ago(60))
     retry = Task.objects.create(
-        owner=old.owner, original_filename="source.mp4", input_file=old.input_file.name, retry_of=old, attempt=2
+        owner=old.owner,
+        original_filename="source.mp4",
+        input_file=old.input_file.name,
+        retry_of=old,
+        attempt=2,
     )
 
-    run_cleanup("--dry-run")
     dry_output = run_cleanup("--dry-run")
     run_cleanup()
 

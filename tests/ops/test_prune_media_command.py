@@ -38,7 +38,9 @@ def test_old_unreferenced_files_are_removed(clip_task, media_root):
 
     output = run_prune()
 
-    assert media_files(media_root) == sorted([task.input_file.name, task.result_file.name, task.preview_file.name])
+    assert media_files(media_root) == sorted(
+        [task.input_file.name, task.result_file.name, task.preview_file.name]
+    )
     assert output.startswith("Removed 3 files")
     assert "freeing 30 bytes" in output
 
@@ -51,7 +53,7 @@ def test_fresh_unreferenced_upload_is_kept(media_root):
     assert media_files(media_root) == ["uploads/being-saved"]
 
 
-def test_stale_temporary_files_are_removed_and_fresh_ones_kept(clip_task, media_root):
+def test_stale_temporary_files_are_removed(clip_task, media_root):
     finished = clip_task(status=Status.FAILED)
     age(write_media_file(media_root, "tmp/upload-spool.upload"), 7 * HOUR)
     age(write_media_file(media_root, f"results/{finished.pk}.mp4.partial"), 7 * HOUR)
@@ -66,7 +68,11 @@ def test_stale_temporary_files_are_removed_and_fresh_ones_kept(clip_task, media_
 @pytest.mark.parametrize("status", [Status.QUEUED, Status.RUNNING])
 def test_files_of_active_tasks_are_never_removed(clip_task, media_root, status):
     task = clip_task(status=status)
-    names = [f"results/{task.pk}.mp4.video.partial", f"results/{task.pk}.mp4.partial", f"previews/{task.pk}.jpg"]
+    names = [
+        f"results/{task.pk}.mp4.video.partial",
+        f"results/{task.pk}.mp4.partial",
+        f"previews/{task.pk}.jpg",
+    ]
     for name in names:
         age(write_media_file(media_root, name), 48 * HOUR)
     age(media_root / task.input_file.name, 48 * HOUR)
@@ -74,6 +80,17 @@ def test_files_of_active_tasks_are_never_removed(clip_task, media_root, status):
     run_prune()
 
     assert media_files(media_root) == sorted([task.input_file.name, *names])
+
+
+def test_files_named_after_a_finished_task_stay(clip_task, media_root):
+    task = clip_task(status=Status.SUCCEEDED)
+    stills = [f"previews/{task.pk}.before.jpg", f"previews/{task.pk}.after.jpg"]
+    for name in stills:
+        age(write_media_file(media_root, name), 48 * HOUR)
+
+    run_prune()
+
+    assert media_files(media_root) == sorted([task.input_file.name, *stills])
 
 
 def test_dry_run_removes_nothing(media_root):

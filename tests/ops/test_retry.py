@@ -24,7 +24,9 @@ def enqueued(monkeypatch):
 
 
 @pytest.mark.parametrize("status", [Status.FAILED, Status.CANCELLED, Status.INTERRUPTED])
-def test_retry_creates_next_attempt(user_client, clip_task, enqueued, status, django_capture_on_commit_callbacks):
+def test_retry_creates_next_attempt(
+    user_client, clip_task, enqueued, status, django_capture_on_commit_callbacks
+):
     task = clip_task(status=status, crf=23, seed=7, error_message="Something broke.")
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -37,7 +39,9 @@ def test_retry_creates_next_attempt(user_client, clip_task, enqueued, status, dj
     assert retry.attempt == 2
     assert retry.input_file.name == task.input_file.name
     assert retry.error_message == ""
-    assert {name: getattr(retry, name) for name in PARAM_FIELDS} == {name: getattr(task, name) for name in PARAM_FIELDS}
+    assert {name: getattr(retry, name) for name in PARAM_FIELDS} == {
+        name: getattr(task, name) for name in PARAM_FIELDS
+    }
     assert retry.total_frames == 6
     assert enqueued == [retry.pk]
 

@@ -160,6 +160,17 @@ def test_bitmap_subtitles_kept_in_mkv(tmp_path):
     assert out.frame_count == 207
 
 
+def test_mov_text_and_wma_in_mkv(tmp_path):
+    tx3g_output = tmp_path / "tx3g.mkv"
+    run_upscale(SAMPLES_DIR / "mb-h264-aac-tx3g-1280x720.mp4", tx3g_output, container="mkv")
+    assert [stream.codec for stream in probe(tx3g_output).subtitles] == ["subrip"]
+
+    wma_output = tmp_path / "wma.mkv"
+    _, notes = run_upscale(SAMPLES_DIR / "wmv2-wma-320x240.wmv", wma_output, container="mkv")
+    assert [stream.codec for stream in probe(wma_output).audio] == ["flac"]
+    assert any("re-encoded to FLAC" in note for note in notes)
+
+
 def run_upscale(source: Path, output: Path, container: str = "mp4") -> tuple[int, list[str]]:
     """Run the lanczos 2x path of `manage.py upscale` and return (frames written, notes).
 

@@ -27,10 +27,12 @@ def finished_task(make_task, media_root):
 
 
 def postgres_url_for_current_database() -> str:
-    """Return a DATABASE_URL for the test database this process uses, so a subprocess sees the same rows."""
+    """Return a DATABASE_URL for the test database this process uses, so a subprocess reads the same rows."""
     settings_dict = connection.settings_dict
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...): a subprocess cannot share SQLite in memory")
+        pytest.skip(
+            "needs PostgreSQL (set DATABASE_URL=postgres://...): a subprocess cannot share SQLite in memory"
+        )
     user = settings_dict.get("USER") or "postgres"
     password = settings_dict.get("PASSWORD") or ""
     credentials = f"{user}:{password}" if password else user
@@ -40,7 +42,7 @@ def postgres_url_for_current_database() -> str:
 
 
 def subprocess_environment(media_root: Path, **overrides: str) -> dict[str, str]:
-    """Return the environment for a `manage.py` or Python subprocess that shares this test's database and media."""
+    """Return the environment for a subprocess that shares this test's database and media folder."""
     environment = dict(os.environ)
     environment.update(
         {

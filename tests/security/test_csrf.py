@@ -32,7 +32,10 @@ def page_csrf_token(client: Client) -> str:
 
 
 def post_routes():
-    return [route for route in site_routes() if SITE_URLS[route.name].method == "post"]
+    # A URL missing from SITE_URLS fails test_every_url_has_persona_case; it is left out here.
+    return [
+        route for route in site_routes() if route.name in SITE_URLS and SITE_URLS[route.name].method == "post"
+    ]
 
 
 def test_body_carries_csrf_header_for_htmx(csrf_client):
@@ -95,7 +98,10 @@ def test_public_posts_need_token(user):
 
     assert client.post(reverse("logout")).status_code == 403
     assert client.post(reverse("set_language"), {"language": "en"}).status_code == 403
-    assert client.post(reverse("login"), {"username": "alice", "password": "alice-password-1"}).status_code == 403
+    assert (
+        client.post(reverse("login"), {"username": "alice", "password": "alice-password-1"}).status_code
+        == 403
+    )
 
 
 def test_login_form_with_token_logs_in(user):

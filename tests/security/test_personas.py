@@ -6,6 +6,7 @@ rules fails `test_every_url_has_persona_case`.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -14,8 +15,11 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from django.utils import timezone
+from PIL import Image
 
-from tasks_app.models import Status, Task
+from tasks_app.models import Status, Task, WorkerHeartbeat
+from tests.web.clips import write_video
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +39,9 @@ SITE_URLS = {
     "task_create": SiteUrl("post", 200),
     "task_detail": SiteUrl("get", 200),
     "task_download": SiteUrl("get", 200),
+    "task_preview": SiteUrl("get", 200),
+    "task_comparison_image": SiteUrl("get", 200),
+    "task_source": SiteUrl("get", 200),
     "task_cancel": SiteUrl("post", 302, task_status=Status.QUEUED),
     "task_retry": SiteUrl("post", 302, task_status=Status.FAILED),
     "task_delete": SiteUrl("post", 302),
@@ -98,6 +105,7 @@ def path_values(alice_task, user):
         "content_type_id": str(ContentType.objects.get_for_model(Task).pk),
         "app_label": "auth",
         "url": "no-such-page/",
+        "kind": "before",
     }
 
 
@@ -156,7 +164,11 @@ def test_anonymous_htmx_redirect_ignores_foreign_current_url(client):
     assert_login_target(response["HX-Redirect"], next_path=reverse("home"))
 
 
-def test_stranger_gets_404_for_task_urls(client, other_user, alice_task, path_values, media_root):
+@pytest.mark.parametrize("x_accel_prefix", ["", "/protected-media/"])
+def test_stranger_gets_404_for_task_urls(
+    client, other_user, alice_task, path_values, media_root, settings, x_accel_prefix
+):
+    settings.FLASHVSR_X_ACCEL_REDIRECT_PREFIX = x_accel_prefix
     client.force_login(other_user)
     files_before = sorted(str(path) for path in media_root.rglob("*"))
     task_routes = [route for route in site_routes() if "task_id" in route.pattern.pattern.regex.groupindex]
@@ -191,14 +203,28 @@ def test_stranger_pages_show_no_foreign_rows(client, other_user, alice_task, pat
                 assert marker not in body, f"{path} {headers} shows alice's {marker!r}"
 
 
-def test_owner_reaches_every_site_url(user_client, path_values, make_task):
+@pytest.fixture
+def clip_bytes(tmp_path) -> bytes:
+    return write_video(tmp_path / "clip.mp4", frames=5, width=64, height=48, fps=10).read_bytes()
+
+
+def make_owned_task(make_task, status: str, clip: bytes) -> Task:
+    """Create a task whose input, result and preview are real files, as a finished run leaves them."""
+    task = make_task(input_bytes=clip, status=status, original_filename="mine.mp4", scale=2)
+    task.result_file.save(f"{task.pk}.mp4", ContentFile(clip), save=False)
+    preview = io.BytesIO()
+    Image.new("RGB", (128, 96), "gray").save(preview, format="JPEG")
+    task.preview_file.save(f"{task.pk}.jpg", ContentFile(preview.getvalue()), save=False)
+    task.save()
+    return task
+
+
+def test_owner_reaches_every_site_url(user_client, path_values, make_task, clip_bytes):
     for route in site_routes():
         spec = SITE_URLS[route.name]
         values = dict(path_values)
         if "task_id" in route.pattern.pattern.regex.groupindex:
-            task = make_task(status=spec.task_status, original_filename="mine.mp4")
-            task.result_file.save(f"{task.pk}.mp4", ContentFile(b"result"), save=True)
-            values["task_id"] = str(task.pk)
+            values["task_id"] = str(make_owned_task(make_task, spec.task_status, clip_bytes).pk)
         path = route_path(route, values)
         response = send(user_client, spec.method, path)
         assert response.status_code == spec.owner_status, f"{spec.method.upper()} {path}"
@@ -246,3 +272,24 @@ def test_public_urls_answer_anonymous(client):
     assert client.post(reverse("set_language"), {"language": "en", "next": "/"}).status_code == 302
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse("admin:login")).status_code == 200
+
+
+def test_status_panel_counts_only_own_tasks(client, user, other_user, alice_task):
+    WorkerHeartbeat.objects.create(
+        worker_id="gpu-host:4242",
+        host="gpu-host",
+        pid=4242,
+        cluster="gpu",
+        current_task=alice_task,
+        seen_at=timezone.now(),
+    )
+
+    client.force_login(other_user)
+    bob_panel = client.get(reverse("status_panel")).content.decode()
+    client.force_login(user)
+    alice_panel = client.get(reverse("status_panel")).content.decode()
+
+    assert re.search(r"Succeeded: 0\b", bob_panel)
+    assert re.search(r"Succeeded: 1\b", alice_panel)
+    assert str(alice_task.pk) not in bob_panel
+    assert "gpu-host:4242" in bob_panel

@@ -16,7 +16,7 @@ SETTINGS_READ_CALL = re.compile(r"\b(?:env_[a-z]+|read_secret)\(\s*\"([A-Z][A-Z0
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse KEY=value lines as systemd's EnvironmentFile does for this file: comments skipped, quotes removed."""
+    """Parse KEY=value lines as systemd's EnvironmentFile does: comments skipped, double quotes removed."""
     environment = {}
     for line in path.read_text().splitlines():
         line = line.strip()
@@ -167,7 +167,13 @@ def test_secret_key_file_value_is_used(tmp_path):
     environment = production_environment(tmp_path)
     expected = Path(environment["SECRET_KEY_FILE"]).read_text().strip()
 
-    completed = manage(environment, "shell", "--no-imports", "-c", "from django.conf import settings; print(settings.SECRET_KEY)")
+    completed = manage(
+        environment,
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+    )
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == expected

@@ -14,7 +14,6 @@ from django_q.models import OrmQ
 
 from tasks_app.models import Status, Task
 from tasks_app.uploads import LimitedTemporaryFileUploadHandler
-
 from tests.web.clips import write_video
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +73,9 @@ def test_oversized_body_stopped_while_streaming(csrf_client, settings, media_roo
     assert OrmQ.objects.count() == 0
     assert files_under(media_root) == []
     assert temp_files_seen, "the handler never received data"
-    assert all(len(listing) == 1 for listing in temp_files_seen), "the upload was not written to MEDIA_ROOT/tmp"
+    assert all(len(listing) == 1 for listing in temp_files_seen), (
+        "the upload was not written to MEDIA_ROOT/tmp"
+    )
     stopped = re.search(r"Upload stopped after (\d+) bytes", caplog.text)
     assert stopped, caplog.text
     assert LIMIT < int(stopped.group(1)) <= LIMIT + 64 * 1024
@@ -118,7 +119,9 @@ def test_crafted_file_name_not_used_on_disk(user_client, tmp_path, media_root):
     assert files_under(media_root) == [task.input_file.name]
 
 
-def test_queue_cap_rejects_extra_upload(user_client, settings, make_task, tmp_path, media_root, temp_files_seen):
+def test_queue_cap_rejects_extra_upload(
+    user_client, settings, make_task, tmp_path, media_root, temp_files_seen
+):
     settings.FLASHVSR_MAX_QUEUED_TASKS_PER_USER = 2
     make_task(status=Status.QUEUED)
     make_task(status=Status.QUEUED)

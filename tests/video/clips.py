@@ -60,6 +60,8 @@ def make_clip(
     color_range: str | None = None,
     color_space: str | None = None,
     codec: str = "libx264",
+    interlaced: bool = False,
+    x265_params: str | None = None,
     frame_index_pattern: bool = True,
 ) -> Path:
     """Write a clip and return its path; the container follows the file suffix.
@@ -68,7 +70,8 @@ def make_clip(
     defaults to 1/1000). `rotation` is the clockwise display rotation in degrees. `audio` contains
     (codec, sample_rate, seconds, start_seconds) per stream: a 440 Hz sine starting at `start_seconds`.
     `subtitles` contains (codec, [(start_s, end_s, text), ...]) per stream. `color_range` is "tv" or "pc";
-    `color_space` is an FFmpeg matrix name such as "bt709" or "bt470bg".
+    `color_space` is an FFmpeg matrix name such as "bt709" or "bt470bg". `interlaced` codes libx264 frames
+    as top-field-first interlaced. `x265_params` adds options for libx265 (HDR10 metadata, for example).
     """
     path = Path(path)
     if vfr_pts is not None and len(vfr_pts) != frames:
@@ -79,6 +82,10 @@ def make_clip(
         video = _add_video(
             container, codec, size, fps, time_base, pix_fmt, color_range, color_space, rotation,
         )
+        if interlaced:
+            video.options = {**video.options, "x264-params": "tff=1"}
+        if x265_params:
+            video.options = {**video.options, "x265-params": f"log-level=error:{x265_params}"}
         audio_streams = [_add_audio(container, *spec) for spec in audio]
         subtitle_streams = [_add_subtitle(container, codec_name) for codec_name, _ in subtitles]
         _write_video(container, video, frames, size, time_base, vfr_pts, frame_index_pattern, pix_fmt)
@@ -135,6 +142,9 @@ def _add_audio(container, codec: str, sample_rate: int, seconds: float, start: f
 def _write_audio(container, stream, codec: str, sample_rate: int, seconds: float, start: float) -> None:
     ctx = stream.codec_context
     frame_size = ctx.frame_size or 1024
+    resampler = av.AudioResampler(
+        format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate, frame_size=ctx.frame_size or None,
+    )
     total = int(round(seconds * sample_rate))
     first_sample = int(round(start * sample_rate))
     written = 0
@@ -147,25 +157,12 @@ def _write_audio(container, stream, codec: str, sample_rate: int, seconds: float
         frame.sample_rate = sample_rate
         frame.pts = first_sample + written
         frame.time_base = Fraction(1, sample_rate)
-        for resampled in _resampler_for(stream).resample(frame):
+        for resampled in resampler.resample(frame):
             container.mux(stream.encode(resampled))
         written += count
-    for resampled in _resampler_for(stream).resample(None):
+    for resampled in resampler.resample(None):
         container.mux(stream.encode(resampled))
     container.mux(stream.encode(None))
-
-
-_resamplers: dict[int, av.AudioResampler] = {}
-
-
-def _resampler_for(stream) -> av.AudioResampler:
-    ctx = stream.codec_context
-    key = id(stream)
-    if key not in _resamplers:
-        _resamplers[key] = av.AudioResampler(
-            format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate, frame_size=ctx.frame_size or None,
-        )
-    return _resamplers[key]
 
 
 # A minimal ASS script header; FFmpeg's text subtitle encoders (ass, srt, mov_text) need one to open.
@@ -211,6 +208,33 @@ def make_audio_file(
     with av.open(str(path), "w", format=container_format) as container:
         stream = _add_audio(container, codec, sample_rate, seconds, 0.0)
         _write_audio(container, stream, codec, sample_rate, seconds, 0.0)
+    return path
+
+
+def make_raw_h264(path: str | Path, parts: Sequence[tuple[tuple[int, int], int]]) -> Path:
+    """Write a raw H.264 stream whose frame size changes: one (size, frames) part after the other.
+
+    Frame indices count on across the parts. A raw stream carries no timestamps; demuxers assume 25 fps.
+    """
+    path = Path(path)
+    data = b""
+    first_index = 0
+    for size, frames in parts:
+        part = path.with_name(f"{path.stem}-part{first_index}.h264")
+        with av.open(str(part), "w", format="h264") as container:
+            stream = _add_video(
+                container, "libx264", size, Fraction(25), Fraction(1, 25), "yuv420p", None, None, None,
+            )
+            for index in range(first_index, first_index + frames):
+                frame = av.VideoFrame.from_ndarray(index_pattern(index, *size), format="rgb24")
+                frame = frame.reformat(format="yuv420p")
+                frame.pts = index - first_index
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        data += part.read_bytes()
+        part.unlink()
+        first_index += frames
+    path.write_bytes(data)
     return path
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from gpu.params import DecodeError, OutputError, UpscaleParams
 from gpu.video import FrameReader, VideoWriter, probe
-from tests.video.clips import make_clip, read_frame_index
+from tests.video.clips import make_clip, make_raw_h264, read_frame_index
 
 
 def upscale_2x(source, output, **param_overrides):
@@ -90,6 +90,27 @@ def test_rotation_is_applied_to_pixels(tmp_path):
     assert [read_frame_index(np.rot90(picture, 1)) for picture in pictures] == [0, 1, 2]
 
 
+def test_size_change_scales_to_first_size(tmp_path):
+    source = make_raw_h264(tmp_path / "in.h264", [((64, 48), 5), ((96, 64), 5)])
+    info = probe(source)
+    assert (info.width, info.height, info.frame_count) == (64, 48, 10)
+    assert Fraction(*info.frame_rate) == 25
+    upscale_2x(source, tmp_path / "out.mp4")
+    indices, times, first = output_frames(tmp_path / "out.mp4")
+    assert indices == list(range(10))
+    assert times == pytest.approx([index / 25 for index in range(10)], abs=1e-4)
+    assert (first.width, first.height) == (128, 96)
+
+
+def test_interlaced_source_keeps_frames(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", frames=6, interlaced=True)
+    info, source_times, _ = upscale_2x(source, tmp_path / "out.mp4")
+    assert info.interlaced
+    indices, times, _ = output_frames(tmp_path / "out.mp4")
+    assert indices == list(range(6))
+    assert times == pytest.approx(source_times, abs=1e-4)
+
+
 def test_late_audio_keeps_its_start(tmp_path):
     source = make_clip(tmp_path / "in.mkv", frames=25, audio=[("aac", 48000, 1.0, 0.5)])
     upscale_2x(source, tmp_path / "out.mp4")
@@ -165,6 +186,27 @@ def test_hevc10_output_is_ten_bit(tmp_path):
     assert (out.codec, out.pix_fmt, out.bit_depth) == ("hevc", "yuv420p10le", 10)
     indices, _, _ = output_frames(tmp_path / "out.mp4")
     assert indices == [0, 1, 2]
+
+
+HDR10_PARAMS = (
+    "hdr10=1:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:"
+    "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400"
+)
+
+
+def test_hevc10_keeps_hdr10_metadata(tmp_path):
+    source = make_clip(tmp_path / "in.mkv", frames=3, pix_fmt="yuv420p10le", codec="libx265",
+                       x265_params=HDR10_PARAMS)
+    info = probe(source)
+    assert info.mastering_display == "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+    assert info.content_light_level == "1000,400"
+
+    _, _, notes = upscale_2x(source, tmp_path / "out.mp4", codec="hevc10")
+    out = probe(tmp_path / "out.mp4")
+    assert out.mastering_display == info.mastering_display
+    assert out.content_light_level == info.content_light_level
+    assert (out.color_trc, out.color_primaries, out.color_space) == ("smpte2084", "bt2020", "bt2020nc")
+    assert not any("tone mapping" in note for note in notes)
 
 
 def test_hdr_source_to_8bit_adds_note(tmp_path):

@@ -35,7 +35,9 @@ class Command(BaseCommand):
         report = cleanup_tasks(older_than_days=days, dry_run=options["dry_run"])
         verb = "Would delete" if options["dry_run"] else "Deleted"
         removed = report.removed
-        self.stdout.write(f"{verb} {report.tasks} tasks and {removed.files} files, freeing {removed.bytes} bytes.")
+        self.stdout.write(
+            f"{verb} {report.tasks} tasks and {removed.files} files, freeing {removed.bytes} bytes."
+        )
         for problem in report.skipped:
             self.stderr.write(f"Skipped {problem}")
         if report.skipped:

@@ -10,8 +10,8 @@ from tasks_app.maintenance import ORPHAN_GRACE_SECONDS, STALE_TEMP_FILE_SECONDS,
 
 class Command(BaseCommand):
     help = (
-        "Remove files under MEDIA_ROOT (uploads/, results/, previews/, tmp/) that no task refers to and that are "
-        f"older than {ORPHAN_GRACE_SECONDS // 60} minutes, and temporary files older than "
+        "Remove files under MEDIA_ROOT (uploads/, results/, previews/, tmp/) that no task refers to and "
+        f"that are older than {ORPHAN_GRACE_SECONDS // 60} minutes, and temporary files older than "
         f"{STALE_TEMP_FILE_SECONDS // 3600} hours. Files of queued and running tasks are never removed."
     )
 

@@ -9,8 +9,8 @@ from tasks_app.maintenance import reconcile_tasks
 
 class Command(BaseCommand):
     help = (
-        "Mark running tasks whose worker stopped sending heartbeats as interrupted (or cancelled, when a cancel "
-        "was requested), and remove their partial files. Run it before starting the GPU worker."
+        "Mark running tasks whose worker stopped sending heartbeats as interrupted (or cancelled, when a "
+        "cancel was requested), and remove their partial files. Run it before starting the GPU worker."
     )
 
     def add_arguments(self, parser) -> None:

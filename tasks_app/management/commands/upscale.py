@@ -42,7 +42,10 @@ class Command(BaseCommand):
             type=int,
             choices=SCALES,
             default=settings.FLASHVSR_DEFAULT_SCALE,
-            help="Output size as a multiple of the displayed source size (default: %(default)s).",
+            help=(
+                "Output size as a multiple of the displayed source size; FlashVSR was trained for 4 "
+                "(default: %(default)s)."
+            ),
         )
         parser.add_argument(
             "--sparse-ratio",
@@ -98,7 +101,11 @@ class Command(BaseCommand):
             default=settings.FLASHVSR_DEFAULT_PRESET,
             help="Encoder speed preset (default: %(default)s).",
         )
-        parser.add_argument("--tiled", action="store_true", help="Decode in tiles to use less GPU memory.")
+        parser.add_argument(
+            "--tiled",
+            action="store_true",
+            help="Run the model in overlapping 512-pixel tiles to use less GPU memory.",
+        )
         parser.add_argument("--kv-offload", action="store_true", help="Keep the KV cache in CPU memory.")
         parser.add_argument(
             "--keep-partial-on-decode-error",
