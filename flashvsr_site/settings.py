@@ -234,7 +234,8 @@ FLASHVSR_STREAMING_DECODE_THREADS = env_int("FLASHVSR_STREAMING_DECODE_THREADS",
 FLASHVSR_STREAMING_PREFETCH_FRAMES = env_int("FLASHVSR_STREAMING_PREFETCH_FRAMES", 32, minimum=1)
 FLASHVSR_STREAMING_LQ_MAX_BYTES = env_bytes("FLASHVSR_STREAMING_LQ_MAX_BYTES", 0)
 FLASHVSR_PREVIEW_INTERVAL_SECONDS = env_float("FLASHVSR_PREVIEW_INTERVAL_SECONDS", 5.0, minimum=0.5)
-# NOTE: validated here, but no worker start hook loads these variants yet; each loads on its first task.
+# Each gpu-cluster worker process loads these variants when it starts (tasks_app/preload.py); others load on
+# their first task.
 MODEL_VARIANTS_TO_PRELOAD = env_list("MODEL_VARIANTS_TO_PRELOAD", [])
 _unknown_variants = sorted(set(MODEL_VARIANTS_TO_PRELOAD) - set(MODEL_VARIANTS))
 if _unknown_variants:

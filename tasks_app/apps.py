@@ -12,5 +12,7 @@ class TasksAppConfig(AppConfig):
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .heartbeat import on_worker_spawn
+        from .preload import on_worker_spawn as preload_on_worker_spawn
 
         post_spawn.connect(on_worker_spawn, dispatch_uid="tasks_app.heartbeat.on_worker_spawn")
+        post_spawn.connect(preload_on_worker_spawn, dispatch_uid="tasks_app.preload.on_worker_spawn")

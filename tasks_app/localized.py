@@ -15,6 +15,7 @@ from django.utils.translation import gettext, gettext_noop
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdfg]")
 
+# NOTE: a gpu message missing from this list (a new one, or one whose wording changed) is shown in English.
 STORED_MESSAGES = (
     # gpu.video.probe: upload rejections and notes
     gettext_noop("The file could not be read. Upload it again."),
@@ -27,8 +28,9 @@ STORED_MESSAGES = (
         "The file is not a video file that can be read (its content matches no known media format). "
         "Upload a video file such as MP4, MKV, MOV or WebM."
     ),
-    gettext_noop("The file contains no video stream (audio only). Upload a file that contains video."),
-    gettext_noop("The file contains no video stream (no video). Upload a file that contains video."),
+    gettext_noop("The file contains no video stream (%(kinds)s). Upload a file that contains video."),
+    gettext_noop("audio only"),
+    gettext_noop("no video"),
     gettext_noop("The file has %(count)s video streams; only stream %(index)s is upscaled."),
     gettext_noop(
         "The video stream could not be decoded (%(codec)s). The file may be damaged, encrypted (DRM) or use "
@@ -57,7 +59,9 @@ STORED_MESSAGES = (
         "The input could not be decoded at frame %(frame)s. The file may be damaged; "
         "re-export it or upload another copy."
     ),
+    gettext_noop("The input has no video frames that can be decoded. Check the file plays, or re-export it."),
     # gpu.video.encode, gpu.video.mux and gpu.api: writing the result
+    gettext_noop("The output file %(path)s could not be created. Check the folder exists and is writable."),
     gettext_noop("Writing the output video failed. Check that the disk has free space, then retry."),
     gettext_noop(
         "The disk holding the results is full, so the result could not be written. "
@@ -89,10 +93,38 @@ STORED_MESSAGES = (
         "The %(variant)s variant is not available in this installation yet. Choose one of: %(choices)s."
     ),
     gettext_noop("The FlashVSR weights could not be loaded."),
+    gettext_noop(
+        "The FlashVSR weights in %(folder)s could not be loaded for the %(variant)s variant. Run `python "
+        "manage.py flashvsr_assets --verify` to find the bad file, then `python manage.py download_weights` "
+        "to fetch it again."
+    ),
+    # gpu.upscalers.flashvsr: out of GPU memory, with the advice that fits the scale and variant
+    gettext_noop(
+        "The GPU ran out of memory. To fix it, choose a smaller scale than %(scale)s, or turn tiling on, or "
+        "use the tiny_long variant, whose memory does not grow with the video length."
+    ),
+    gettext_noop(
+        "The GPU ran out of memory. To fix it, choose a smaller scale than %(scale)s, or turn tiling on."
+    ),
+    gettext_noop(
+        "The GPU ran out of memory. To fix it, turn tiling on, or use the tiny_long variant, whose memory "
+        "does not grow with the video length."
+    ),
+    gettext_noop("The GPU ran out of memory. To fix it, turn tiling on."),
     gettext_noop("The weights file %(source)s does not match the model. Download the model files again."),
     gettext_noop("The Wan VAE weights are incomplete. Download the model files again."),
     gettext_noop("The TCDecoder weights are incomplete. Download the model files again."),
     gettext_noop("The TCDecoder weights have an unexpected layout. Download the model files again."),
+    # gpu.assets: weight readiness summaries, a list of problems joined with "; "
+    gettext_noop("ready: %(count)s files, %(kind)s, %(check)s"),
+    gettext_noop("release weights"),
+    gettext_noop("reduced test weights"),
+    gettext_noop("verified"),
+    gettext_noop("sizes checked"),
+    gettext_noop("not ready: %(problem)s"),
+    gettext_noop("%(name)s is missing"),
+    gettext_noop("release files and reduced test files are mixed in one folder"),
+    gettext_noop("replace the test files with the release files"),
     # tasks_app.jobs: the worker's own message with a value (messages without values match exactly)
     gettext_noop(
         "The task was stopped after running for the time limit of %(limit)d seconds, or because the worker "
@@ -101,8 +133,16 @@ STORED_MESSAGES = (
 )
 
 
+# Joins the parts of a list message such as "not ready: a is missing; b is missing".
+LIST_SEPARATOR = gettext_noop("; ")
+
+
 def localize(message: str) -> str:
-    """Return `message` in the active language, or unchanged when it is not a known message."""
+    """Return `message` in the active language, or unchanged when it is not a known message.
+
+    Text captured by a placeholder is translated too when it is a known message. A message that matches no
+    template but contains "; " is translated part by part.
+    """
     if not message:
         return message
     translated = gettext(message)
@@ -111,7 +151,10 @@ def localize(message: str) -> str:
     for template, pattern in _patterns():
         match = pattern.fullmatch(message)
         if match:
-            return PLACEHOLDER.sub(r"%(\1)s", gettext(template)) % match.groupdict()
+            values = {name: localize(value) for name, value in match.groupdict().items()}
+            return PLACEHOLDER.sub(r"%(\1)s", gettext(template)) % values
+    if "; " in message:
+        return gettext(LIST_SEPARATOR).join(localize(part) for part in message.split("; "))
     return message
 
 
@@ -127,7 +170,8 @@ def _pattern_for(template: str) -> re.Pattern:
     position = 0
     for placeholder in PLACEHOLDER.finditer(template):
         parts.append(re.escape(template[position : placeholder.start()]))
-        parts.append(f"(?P<{placeholder.group(1)}>.+?)")
+        # A value never spans a "; ", so list messages are split into their parts instead of captured whole.
+        parts.append(f"(?P<{placeholder.group(1)}>[^;]+?)")
         position = placeholder.end()
     parts.append(re.escape(template[position:]))
     return re.compile("".join(parts), re.DOTALL)

@@ -327,6 +327,8 @@
     knownStatuses = current;
     if (changes.length) {
       announce(changes.join(" · "));
+      // The status panel listens for this event to refresh its task counts.
+      document.body.dispatchEvent(new CustomEvent("task-status-changed", { bubbles: true }));
     }
   }
 

@@ -80,6 +80,10 @@ def test_upload_to_download_with_javascript(
     page.locator("#task-table:not([hx-trigger])").wait_for(state="attached")
     page.locator("#messages .announcement").wait_for()
     assert page.locator("#messages").inner_text().strip() == "holiday clip.mp4: Succeeded"
+    # The status panel refreshes its counts on the change as well.
+    page.wait_for_function(
+        "document.querySelector('#status-panel .task-counts').textContent.includes('Succeeded: 1')"
+    )
     page.screenshot(path=str(artifacts_dir / "home-en.png"), full_page=True)
 
     page.locator(f"#task-link-{task.pk}").click()

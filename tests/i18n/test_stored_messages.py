@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 
@@ -59,6 +63,20 @@ def test_worker_timeout_message_translated():
         assert localize(message).startswith("任务已运行到 7200 秒的时间上限")
 
 
+def test_weight_summaries_translated_part_by_part():
+    with translation.override("zh-hans"):
+        assert localize("not ready: a.safetensors is missing; b.ckpt is missing") == (
+            "未就绪：缺少 a.safetensors；缺少 b.ckpt"
+        )
+        assert localize("ready: 4 files, release weights, verified") == "就绪：4 个文件，正式权重，已校验"
+
+
+def test_message_with_semicolon_translated_whole():
+    message = "The file has 2 video streams; only stream 0 is upscaled."
+    with translation.override("zh-hans"):
+        assert localize(message) == "该文件有 2 个视频流，只处理第 0 号流。"
+
+
 def test_unknown_message_unchanged():
     with translation.override("zh-hans"):
         assert localize("Something nobody listed went wrong.") == "Something nobody listed went wrong."
@@ -107,3 +125,73 @@ def test_valid_clip_accepted_in_chinese(user_client, tmp_path):
         )
     assert response.status_code == 302
     assert Task.objects.filter(original_filename="clip.mp4", status=Status.QUEUED).count() == 1
+
+
+# WeightLoadError's argument is the technical detail; its message for users is a constant.
+USER_MESSAGE_CALLS = {"InputError", "DecodeError", "OutputError", "ModelError", "append"}
+# Messages assembled from parts, checked by calling their builders in the tests below.
+ASSEMBLED = {"The GPU ran out of memory. To fix it, X."}
+
+
+def gpu_user_messages() -> list[tuple[str, str]]:
+    """Return (location, sample text) for each message the gpu package raises to users or adds as a note.
+
+    A sample replaces every f-string value with "X". Only string literals are collected: a message built in a
+    variable first is not seen here.
+    """
+    samples = []
+    for path in sorted((Path(settings.BASE_DIR) / "gpu").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and node.args and _call_name(node) in USER_MESSAGE_CALLS):
+                continue
+            if _call_name(node) == "append" and not _appends_to_notes(node):
+                continue
+            sample = _sample_text(node.args[0])
+            if sample is not None:
+                samples.append((f"{path.relative_to(settings.BASE_DIR)}:{node.lineno}", sample))
+    return samples
+
+
+def _call_name(node: ast.Call) -> str | None:
+    if isinstance(node.func, ast.Name):
+        return node.func.id
+    if isinstance(node.func, ast.Attribute):
+        return node.func.attr
+    return None
+
+
+def _appends_to_notes(node: ast.Call) -> bool:
+    target = node.func.value
+    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+    return name == "notes"
+
+
+def _sample_text(argument: ast.expr) -> str | None:
+    if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+        return argument.value
+    if isinstance(argument, ast.JoinedStr):
+        return "".join(part.value if isinstance(part, ast.Constant) else "X" for part in argument.values)
+    return None
+
+
+def test_gpu_user_messages_listed():
+    samples = gpu_user_messages()
+    assert len(samples) > 20
+    with translation.override("zh-hans"):
+        unlisted = [
+            (where, text) for where, text in samples if text not in ASSEMBLED and localize(text) == text
+        ]
+    assert unlisted == [], "add these messages to tasks_app/localized.py and translate them"
+
+
+@pytest.mark.parametrize("variant", ["tiny_long", "tiny", "full"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_out_of_memory_advice_translated(variant, scale):
+    from gpu.upscalers.flashvsr import _out_of_memory
+
+    message = _out_of_memory(variant, scale, "detail").user_message
+    with translation.override("zh-hans"):
+        translated = localize(message)
+    assert translated != message
+    assert "GPU 显存不足" in translated

@@ -10,18 +10,22 @@ Set FLASHVSR_SAMPLES_DIR to the folder of sample videos; the tests skip when the
 
 from __future__ import annotations
 
+import io
 import os
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
+from django.core.management import CommandError, call_command
 
-from gpu.params import InputError, UpscaleParams
-from gpu.video import FrameReader, VideoWriter, probe
+from gpu.params import InputError
+from gpu.video import probe
 
-SAMPLES_DIR = Path(os.environ.get("FLASHVSR_SAMPLES_DIR", "/work/shared/samples"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLES_DIR = Path(os.environ.get("FLASHVSR_SAMPLES_DIR", REPO_ROOT.parent / "shared" / "samples"))
 RUN_FULL = os.environ.get("FLASHVSR_SAMPLES_FULL") == "1"
 
 # Audio may start up to this much away from the source start: re-encoded audio gets a silent lead-in from
@@ -138,6 +142,11 @@ def test_sample(name, expected, tmp_path):
         with pytest.raises(InputError) as caught:
             probe(source)
         assert expected.words in caught.value.user_message
+        output = tmp_path / "out.mp4"
+        with pytest.raises(CommandError) as command_error:
+            run_upscale(source, output)
+        assert expected.words in str(command_error.value)
+        assert sorted(tmp_path.glob("*out*")) == []
         return
 
     output = tmp_path / "out.mp4"
@@ -172,30 +181,21 @@ def test_mov_text_and_wma_in_mkv(tmp_path):
 
 
 def run_upscale(source: Path, output: Path, container: str = "mp4") -> tuple[int, list[str]]:
-    """Run the lanczos 2x path of `manage.py upscale` and return (frames written, notes).
+    """Run `manage.py upscale --variant lanczos --scale 2` and return (frames written, notes).
 
     The ultrafast x264 preset only trades output size for speed; every other step is the command's.
     """
-    params = UpscaleParams(variant="lanczos", scale=2, preset="ultrafast", container=container)
-    try:
-        from gpu.api import upscale_video
-    except ImportError:
-        return _run_media_layer(source, output, params)
-    result = upscale_video(source, output, params)
-    return result.frames, result.notes
-
-
-def _run_media_layer(source: Path, output: Path, params: UpscaleParams) -> tuple[int, list[str]]:
-    info = probe(source)
-    width, height = info.width * 2, info.height * 2
-    with (
-        FrameReader(source, info, width=width, height=height) as reader,
-        VideoWriter(output, info, width, height, params) as writer,
-    ):
-        for decoded in reader:
-            writer.write(decoded.frame, decoded.pts)
-        notes = writer.finish()
-    return writer.frames_written, notes
+    stdout = io.StringIO()
+    call_command(
+        "upscale", str(source), str(output),
+        "--variant", "lanczos", "--scale", "2", "--preset", "ultrafast", "--container", container,
+        stdout=stdout, stderr=io.StringIO(),
+    )
+    lines = stdout.getvalue().splitlines()
+    summary = re.search(r": (\d+) frames, ", lines[0])
+    assert summary, f"unexpected command output: {lines!r}"
+    notes = [line.removeprefix("Note: ") for line in lines[1:] if line.startswith("Note: ")]
+    return int(summary.group(1)), notes
 
 
 def check_video(source: Path, output: Path, info, expected: Accepted) -> None:

@@ -214,7 +214,7 @@ def test_stop_signal_ends_running_job_cleanly(make_task, tmp_path, media_root):
             cluster.communicate()
 
     task.refresh_from_db()
-    assert task.status == Status.FAILED, cluster_log
+    assert task.status == Status.FAILED, f"status {task.status}\n{cluster_log}"
     assert "shut down" in task.error_message
     assert 0 < task.processed_frames < 1200
     assert stop_seconds < 30, cluster_log

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.variants.reduced_weights import write_reduced_weights
+
 from .conftest import PYTHON, REPO_ROOT
 
 ENV_EXAMPLE = REPO_ROOT / "docs" / "production.env.example"
@@ -33,8 +35,9 @@ def read_env_file(path: Path) -> dict[str, str]:
 def production_environment(tmp_path: Path, **overrides: str) -> dict[str, str]:
     """Return the example environment with its filesystem paths moved under `tmp_path`.
 
-    Only paths change: the secret key file, MEDIA_ROOT, STATIC_ROOT and the model folder. PATH is the one
-    variable added, so a variable missing from the example is missing here too.
+    Only paths change: the secret key file, MEDIA_ROOT, STATIC_ROOT and the model folder (empty unless a
+    test overrides FLASHVSR_MODEL_DIR). PATH is the one variable added, so a variable missing from the example
+    is missing here too.
     """
     environment = read_env_file(ENV_EXAMPLE)
     secret_file = tmp_path / "secret_key"
@@ -74,15 +77,23 @@ def test_example_spells_out_every_variable():
     assert read_env_file(ENV_EXAMPLE)["DEBUG"] == "0"
 
 
-def test_deploy_check_passes_without_collectstatic(tmp_path):
-    completed = manage(production_environment(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    """A weight folder that the asset check accepts: release file names at reduced sizes."""
+    return str(write_reduced_weights(tmp_path_factory.mktemp("weights") / "FlashVSR-v1.1"))
+
+
+def test_deploy_check_passes_without_collectstatic(tmp_path, model_dir):
+    environment = production_environment(tmp_path, FLASHVSR_MODEL_DIR=model_dir)
+
+    completed = manage(environment, "check", "--deploy", "--fail-level", "WARNING")
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "System check identified no issues" in completed.stdout
 
 
-def test_deploy_check_passes_after_collectstatic(tmp_path):
-    environment = production_environment(tmp_path)
+def test_deploy_check_passes_after_collectstatic(tmp_path, model_dir):
+    environment = production_environment(tmp_path, FLASHVSR_MODEL_DIR=model_dir)
     collected = manage(environment, "collectstatic", "--noinput", "--verbosity", "0")
     assert collected.returncode == 0, collected.stderr
     assert (tmp_path / "staticfiles" / "staticfiles.json").is_file()
@@ -92,9 +103,18 @@ def test_deploy_check_passes_after_collectstatic(tmp_path):
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
-def test_deploy_check_fails_without_https(tmp_path):
+def test_deploy_check_reports_missing_weights(tmp_path):
+    completed = manage(production_environment(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+
+    assert completed.returncode != 0
+    assert "tasks_app.W010" in completed.stderr
+    assert "tiny_long" in completed.stderr
+
+
+def test_deploy_check_fails_without_https(tmp_path, model_dir):
     environment = production_environment(
         tmp_path,
+        FLASHVSR_MODEL_DIR=model_dir,
         FLASHVSR_HTTPS="0",
         SESSION_COOKIE_SECURE="0",
         CSRF_COOKIE_SECURE="0",
