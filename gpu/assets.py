@@ -66,7 +66,7 @@ TEST = "test"
 
 @dataclass(frozen=True)
 class FileReport:
-    """The state of one weight file; `message` says what is wrong and is empty when the file is fine."""
+    """The state of one weight file; `message` describes what is wrong and is empty when the file is fine."""
 
     name: str
     status: str
@@ -143,7 +143,7 @@ def inspect_file(path: Path, verify: bool = False) -> FileReport:
 
 
 class TruncatedFileError(ValueError):
-    """The file is shorter than its own index says: an interrupted download or copy."""
+    """The file is shorter than its own index declares, as an interrupted download or copy leaves it."""
 
 
 def _payload_bytes(path: Path) -> int:
@@ -202,6 +202,11 @@ def _file_layout(name: str, payload: int) -> str:
 
 
 def _verify(path: Path, entry: FileReport) -> FileReport:
+    damaged = _zip_crc_error(path)
+    if damaged:
+        return FileReport(
+            entry.name, CORRUPT, entry.size, entry.layout, f"{entry.name}: {damaged}; download it again"
+        )
     if entry.layout == RELEASE:
         expected = RELEASE_SHA256.get(entry.name)
         if expected is None:
@@ -217,6 +222,18 @@ def _verify(path: Path, entry: FileReport) -> FileReport:
     if error:
         return FileReport(entry.name, CORRUPT, entry.size, entry.layout, f"{entry.name}: {error}")
     return FileReport(entry.name, OK, entry.size, entry.layout, verified=True)
+
+
+def _zip_crc_error(path: Path) -> str:
+    """Check the CRC-32 of every entry of a torch checkpoint, the only checksum a file carries itself."""
+    if path.suffix == ".safetensors":
+        return ""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_entry = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"unreadable torch checkpoint ({error})"
+    return f"entry {bad_entry} fails its CRC-32 check" if bad_entry else ""
 
 
 def _load_error(path: Path) -> str:

@@ -1,7 +1,7 @@
 """Frame-count, padding and tile plans that map a source video onto FlashVSR's fixed shapes.
 
 FlashVSR reads 8n + 1 >= 25 LQ frames whose sides are multiples of 128 pixels and outputs 8n - 3 frames. The
-plans here pad a video of any length and size up to those shapes and say what to keep afterwards, so the
+plans here pad a video of any length and size up to those shapes and record what to keep afterwards, so the
 output has exactly the source's frame count and exactly `scale` times its displayed size. No torch import:
 the web process uses these plans to predict output sizes.
 """
@@ -41,8 +41,8 @@ def plan_frames(source_frames: int) -> FramePlan:
     """Plan the padding for `source_frames` >= 1 frames: the smallest 8n + 5 >= max(N, 21), plus 4 frames."""
     if source_frames < 1:
         raise ValueError(f"a video needs at least 1 frame, got {source_frames}")
-    kept = max(source_frames, MIN_MODEL_FRAMES - LOOKAHEAD_FRAMES)
-    padded_output = FRAME_STEP * math.ceil((kept - 5) / FRAME_STEP) + 5
+    covered_frames = max(source_frames, MIN_MODEL_FRAMES - LOOKAHEAD_FRAMES)
+    padded_output = FRAME_STEP * math.ceil((covered_frames - 5) / FRAME_STEP) + 5
     return FramePlan(source_frames, padded_output + LOOKAHEAD_FRAMES)
 
 
@@ -154,7 +154,3 @@ def feather_ramp(length: int, low_overlap: int, high_overlap: int) -> list[float
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
-
-
-def _round_down(value: float, multiple: int) -> int:
-    return int(value // multiple) * multiple

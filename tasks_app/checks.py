@@ -56,7 +56,7 @@ def check_gpu_cluster_retry(app_configs, **kwargs):
 
 @register()
 def check_model_assets(app_configs, **kwargs):
-    """The default model variant and every preloaded variant need complete weight files."""
+    """Warn when the default variant or a preloaded variant lacks complete weight files."""
     from gpu import assets
 
     needed = {settings.DEFAULT_MODEL_VARIANT, *settings.MODEL_VARIANTS_TO_PRELOAD} - {"lanczos"}

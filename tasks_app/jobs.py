@@ -249,7 +249,6 @@ class ProgressRecorder:
         Task.objects.filter(pk=self.task_id, status=Status.RUNNING).update(**fields)
         heartbeat.beat(current_task_id=self.task_id)
 
-
     def _preview_appeared(self) -> bool:
         """Return True once, on the first save after the pipeline wrote the preview image."""
         return self.preview_path is not None and not self.preview_recorded and self.preview_path.exists()

@@ -285,6 +285,9 @@ class DiTStreamer:
 
 
 class _PipelineBase:
+    # With kv_offload the self-attention KV cache waits in host memory between steps.
+    kv_offload = False
+
     def __init__(self, weights: FlashVSRWeights) -> None:
         self.weights = weights
 
@@ -365,7 +368,9 @@ class _WholeClipPipeline(_PipelineBase):
 
         # 2. DiT streaming loop.
         latents = []
-        for step in DiTStreamer(self.weights, settings).run(source, num_frames, noise_source, observer):
+        for step in DiTStreamer(self.weights, settings, self.kv_offload).run(
+            source, num_frames, noise_source, observer
+        ):
             latents.append(step.latents)
             _report(on_step, should_cancel, step.plan, total_steps, total_output)
 
@@ -451,7 +456,9 @@ class FlashVSRTinyLongPipeline(_PipelineBase):
 
         # 2. DiT streaming loop with 3. per-step decode and 4. colour fix.
         decoder.reset()
-        for step in DiTStreamer(self.weights, settings).run(checked, num_frames, noise_source, observer):
+        for step in DiTStreamer(self.weights, settings, self.kv_offload).run(
+            checked, num_frames, noise_source, observer
+        ):
             plan = step.plan
             cond = checked.get(plan.output_start, plan.output_stop).to(device=self.device, dtype=self.dtype)
             cond = cond.transpose(0, 1).unsqueeze(0)

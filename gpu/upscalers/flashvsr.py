@@ -1,7 +1,7 @@
 """FlashVSR Tiny-Long, Tiny and Full as upscalers: exact frame counts, exact sizes, optional tiling.
 
 Each source frame is bicubic-upscaled with torch, padded on the right and bottom to the 128-pixel grid and
-fed to the model; the tail of the video is padded with copies of its last frame up to the model's frame
+fed to the model. The tail of the video is padded with copies of its last frame up to the model's frame
 count. The output is cropped back to exactly `scale` x the displayed size, and exactly one frame per source
 frame is emitted, in order. The model modules are loaded once per worker process by `ModelCache`.
 """
@@ -55,7 +55,7 @@ VARIANT_LABELS = {
 
 
 class FlashVSRUpscaler:
-    """One FlashVSR variant behind the Upscaler protocol; `params` decides the model knobs."""
+    """One FlashVSR variant behind the Upscaler protocol, run with the model options in `params`."""
 
     window = FLASHVSR_WINDOW
 
@@ -86,6 +86,19 @@ class FlashVSRUpscaler:
         self, source: FrameSource, geometry: OutputGeometry, emit: EmitFrame, check_cancel: CancelHook
     ) -> None:
         device = torch.device(self.options.device or default_device())
+        try:
+            self._run_on(device, source, geometry, emit, check_cancel)
+        except torch.cuda.OutOfMemoryError as error:
+            raise _out_of_memory(self.variant, geometry.scale, str(error)) from error
+
+    def _run_on(
+        self,
+        device: torch.device,
+        source: FrameSource,
+        geometry: OutputGeometry,
+        emit: EmitFrame,
+        check_cancel: CancelHook,
+    ) -> None:
         weights = self.cache.weights(self.options.model_dir, self.variant, device)
         spatial = plan_spatial(geometry.source_width, geometry.source_height, geometry.scale)
         tiles = self._tiles(spatial)
@@ -99,15 +112,16 @@ class FlashVSRUpscaler:
             len(tiles),
             device,
         )
-        frames = LQFrames(source, spatial, device, weights.dit.patch_embedding.weight.dtype, check_cancel)
+        # Tiny and Full hold the whole LQ video until the decode, so it waits in host memory and the pipeline
+        # moves each step's frames to the GPU. Tiny-Long holds at most 25 frames, on the GPU.
+        storage = device if self.variant == "tiny_long" else torch.device("cpu")
+        dtype = weights.dit.patch_embedding.weight.dtype
+        frames = LQFrames(source, spatial, device, dtype, check_cancel, storage_device=storage)
         writer = OutputWriter(spatial, tiles, emit, self._high_bit_depth, lambda: frames.total)
-        try:
-            if self.variant == "tiny_long":
-                self._run_streaming(weights, frames, spatial, tiles, writer)
-            else:
-                self._run_whole_clip(weights, frames, spatial, tiles, writer, check_cancel)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _out_of_memory(self.variant, geometry.scale, str(error)) from error
+        if self.variant == "tiny_long":
+            self._run_streaming(weights, frames, spatial, tiles, writer)
+        else:
+            self._run_whole_clip(weights, frames, spatial, tiles, writer, check_cancel)
 
     def _tiles(self, spatial: SpatialPlan) -> list[Tile]:
         if not self.params.tiled:
@@ -115,7 +129,8 @@ class FlashVSRUpscaler:
         return plan_tiles(spatial.padded_width, spatial.padded_height, self.tile_size, self.tile_overlap)
 
     def _settings(self, spatial: SpatialPlan) -> SparseAttentionSettings:
-        # The sparse ratio is defined for the whole output frame, also when tiles run separately.
+        # The ratio is computed for the whole padded frame also when tiles run separately, so each tile keeps
+        # the same share of its attention blocks as the untiled run does.
         return SparseAttentionSettings.from_sparse_ratio(
             self.params.sparse_ratio,
             spatial.padded_height,
@@ -159,28 +174,40 @@ class FlashVSRUpscaler:
             raise RuntimeError(
                 f"read {model_frames} LQ frames for {frames.total} source frames, expected {expected}"
             )
-        noise = FrameNoise(spatial, weights, self.params.seed).whole_clip(model_frames)
+        # Untiled, the pipeline draws the same seeded noise step by step itself. Tiles need crops of one draw
+        # for the whole frame, which holds the noise of every step at once.
+        noise = (
+            FrameNoise(spatial, weights, self.params.seed).whole_clip(model_frames)
+            if len(tiles) > 1
+            else None
+        )
         settings = self._settings(spatial)
 
         def on_step(progress) -> None:
             check_cancel(progress.output_frames_done)
 
+        # NOTE: Tiny and Full emit nothing until every step and the decode have finished, so the task's
+        # progress stays at 0 until the end; Tiny-Long reports progress after every step.
         for tile in tiles:
             pipeline = self._whole_clip_pipeline(tile_state_copy(weights) if len(tiles) > 1 else weights)
             output = pipeline(
                 video[..., tile.top : tile.bottom, tile.left : tile.right],
                 settings=settings,
                 color_fix=self.params.color_fix,
-                noise=_crop_latents(noise, tile),
+                noise=_crop_latents(noise, tile) if noise is not None else None,
+                seed=self.params.seed,
                 on_step=on_step,
             )
             writer.add(tile, output[0].transpose(0, 1), 0)
-        writer.flush(0, model_frames)
+        writer.flush(0, output.shape[2])
 
     def _whole_clip_pipeline(self, weights: FlashVSRWeights):
         if self.variant == "full":
-            return FlashVSRFullPipeline(weights, tiled=self.params.tiled)
-        return FlashVSRTinyPipeline(weights)
+            pipeline = FlashVSRFullPipeline(weights, tiled=self.params.tiled)
+        else:
+            pipeline = FlashVSRTinyPipeline(weights)
+        pipeline.kv_offload = self.params.kv_offload
+        return pipeline
 
 
 class LQFrames:
@@ -197,11 +224,13 @@ class LQFrames:
         device: torch.device,
         dtype: torch.dtype,
         check_cancel: CancelHook,
+        storage_device: torch.device | None = None,
     ) -> None:
         self._source = source
         self._spatial = spatial
         self._device = device
         self._dtype = dtype
+        self._storage_device = storage_device or device
         self._windows = read_windows(source, FLASHVSR_WINDOW, check_cancel)
         self._chunks: list[torch.Tensor] = []
         self._first_index = 0
@@ -247,8 +276,12 @@ class LQFrames:
         self._loaded_until += len(window.frames)
 
     def _prepare(self, images: list[np.ndarray]) -> torch.Tensor:
-        pixels = torch.from_numpy(np.stack(images)).to(self._device)
-        full_scale = 65535.0 if pixels.dtype == torch.uint16 else 255.0
+        stacked = np.stack(images)
+        full_scale = 65535.0 if stacked.dtype == np.uint16 else 255.0
+        if stacked.dtype == np.uint16:
+            # torch has few kernels for uint16 (none for some devices), so widen it before the copy.
+            stacked = stacked.astype(np.int32)
+        pixels = torch.from_numpy(stacked).to(self._device)
         frames = pixels.permute(0, 3, 1, 2).float() / full_scale * 2.0 - 1.0
         spatial = self._spatial
         size = (spatial.output_height, spatial.output_width)
@@ -256,7 +289,7 @@ class LQFrames:
         frames = F.interpolate(frames, size=size, mode="bicubic", align_corners=False, antialias=downscaling)
         frames = frames.clamp(-1.0, 1.0)
         frames = F.pad(frames, (0, spatial.pad_right, 0, spatial.pad_bottom), mode=PAD_MODE)
-        return frames.to(self._dtype)
+        return frames.to(self._dtype).to(self._storage_device)
 
 
 class FrameNoise:
@@ -306,7 +339,7 @@ class _TileFrames:
         return self._frames.get(start, stop)[..., tile.top : tile.bottom, tile.left : tile.right]
 
     def release_until(self, index: int) -> None:
-        """The shared LQFrames is released once every tile has finished the step."""
+        """Do nothing, because the upscaler releases the shared LQFrames once every tile finished the step."""
 
 
 def _crop_latents(latents: torch.Tensor, tile: Tile) -> torch.Tensor:
@@ -391,8 +424,8 @@ class OutputWriter:
             raise RuntimeError(f"model output starts at frame {self._first_index}, expected {start}")
         blended = self._sum if self._weight_sum is None else self._sum / self._weight_sum
         spatial = self._spatial
-        kept = blended[:, :, : spatial.output_height, : spatial.output_width]
-        for offset, frame in enumerate(_to_images(kept, self._high_bit_depth)):
+        cropped = blended[:, :, : spatial.output_height, : spatial.output_width]
+        for offset, frame in enumerate(_to_images(cropped, self._high_bit_depth)):
             self._emit_real(start + offset, frame)
         self._sum = None
         self._weight_sum = None

@@ -15,27 +15,63 @@ from av.sidedata.sidedata import Type as SideDataType
 
 RANGE_NAMES = {1: "tv", 2: "pc"}
 SPACE_NAMES = {
-    0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco",
-    9: "bt2020nc", 10: "bt2020c", 14: "ictcp",
+    0: "gbr",
+    1: "bt709",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+    14: "ictcp",
 }
 PRIMARIES_NAMES = {
-    1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020",
-    10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213",
+    1: "bt709",
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
 }
 TRANSFER_NAMES = {
-    1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 11: "iec61966-2-4",
-    13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67",
+    1: "bt709",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    11: "iec61966-2-4",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    17: "smpte428",
+    18: "arib-std-b67",
 }
 HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
 
 # Values of the scale filter's in_color_matrix/out_color_matrix options for each colour space name.
 SCALE_MATRIX = {
-    "bt709": "bt709", "fcc": "fcc", "bt470bg": "bt601", "smpte170m": "bt601", "smpte240m": "smpte240m",
-    "bt2020nc": "bt2020", "bt2020c": "bt2020",
+    "bt709": "bt709",
+    "fcc": "fcc",
+    "bt470bg": "bt601",
+    "smpte170m": "bt601",
+    "smpte240m": "smpte240m",
+    "bt2020nc": "bt2020",
+    "bt2020c": "bt2020",
 }
 
 _NAME_TABLES = {
-    "range": RANGE_NAMES, "space": SPACE_NAMES, "primaries": PRIMARIES_NAMES, "transfer": TRANSFER_NAMES,
+    "range": RANGE_NAMES,
+    "space": SPACE_NAMES,
+    "primaries": PRIMARIES_NAMES,
+    "transfer": TRANSFER_NAMES,
 }
 
 

@@ -121,8 +121,12 @@ class FrameReader:
         key = (frame.width, frame.height, frame.format.name)
         if self._graph is None or self._graph.key != key:
             if self._graph is not None:
-                logger.info("Frame size changed mid-stream to %sx%s in %s; scaling to the first size",
-                            frame.width, frame.height, self.path)
+                logger.info(
+                    "Frame size changed mid-stream to %sx%s in %s; scaling to the first size",
+                    frame.width,
+                    frame.height,
+                    self.path,
+                )
                 pending = list(self._graph.flush())
                 self._graph = _FilterGraph(self, frame, stream.time_base)
                 self._graph.pending.extend(pending)
@@ -188,12 +192,14 @@ class _FilterGraph:
         self.key = (template.width, template.height, template.format.name)
         self.pending: list[av.VideoFrame] = []
         self.graph = av.filter.Graph()
-        nodes = [self.graph.add_buffer(
-            width=template.width,
-            height=template.height,
-            format=template.format.name,
-            time_base=time_base,
-        )]
+        nodes = [
+            self.graph.add_buffer(
+                width=template.width,
+                height=template.height,
+                format=template.format.name,
+                time_base=time_base,
+            )
+        ]
         for name, args in _filter_chain(reader, template):
             nodes.append(self.graph.add(name, args))
         nodes.append(self.graph.add("buffersink"))

@@ -98,9 +98,15 @@ class VideoWriter:
             self._mux_video(self._stream.encode(None))
             self._container.close()
             self._container = None
-            self.notes.extend(remux_with_source(
-                self.video_temp_path, self.source_path, self.info, self.mux_temp_path, self.container_format,
-            ))
+            self.notes.extend(
+                remux_with_source(
+                    self.video_temp_path,
+                    self.source_path,
+                    self.info,
+                    self.mux_temp_path,
+                    self.container_format,
+                )
+            )
             os.replace(self.mux_temp_path, self.output_path)
         except OSError as error:
             self.abort()
@@ -114,7 +120,11 @@ class VideoWriter:
         _remove(self.video_temp_path)
         self._finished = True
         logger.info(
-            "Wrote %s: %d frames, %dx%d", self.output_path, self._frames_written, self.width, self.height,
+            "Wrote %s: %d frames, %dx%d",
+            self.output_path,
+            self._frames_written,
+            self.width,
+            self.height,
         )
         return list(self.notes)
 
@@ -132,7 +142,10 @@ class VideoWriter:
     def _open_video_temp(self) -> None:
         try:
             self._container = av.open(
-                self.video_temp_path, "w", format=self.container_format, options=self._muxer_options(),
+                self.video_temp_path,
+                "w",
+                format=self.container_format,
+                options=self._muxer_options(),
             )
         except (OSError, av.error.FFmpegError) as error:
             raise OutputError(
@@ -235,7 +248,10 @@ class _YuvConverter:
         self.key = (template.format.name, template.width, template.height)
         self.graph = av.filter.Graph()
         source = self.graph.add_buffer(
-            width=template.width, height=template.height, format=template.format.name, time_base=time_base,
+            width=template.width,
+            height=template.height,
+            format=template.format.name,
+            time_base=time_base,
         )
         scale = self.graph.add(
             "scale",

@@ -23,7 +23,11 @@ _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5
 
 
 def remux_with_source(
-    video_path: str, source_path: str, info: SourceInfo, output_path: str, container_format: str,
+    video_path: str,
+    source_path: str,
+    info: SourceInfo,
+    output_path: str,
+    container_format: str,
 ) -> list[str]:
     """Write `output_path` with the video of `video_path` and every audio and subtitle stream of the source.
 
@@ -35,8 +39,9 @@ def remux_with_source(
     with (
         av.open(video_path) as video_in,
         av.open(source_path, metadata_errors="replace") as source,
-        av.open(output_path, "w", format=container_format, options=_muxer_options(video_in, container_format))
-        as output,
+        av.open(
+            output_path, "w", format=container_format, options=_muxer_options(video_in, container_format)
+        ) as output,
     ):
         video_stream = output.add_stream_from_template(video_in.streams.video[0])
         routes = _plan_routes(source, info, output, container_format, notes)
@@ -118,7 +123,10 @@ class _Route:
         ctx = self.out_stream.codec_context
         if self.resampler is None:
             self.resampler = av.AudioResampler(
-                format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate, frame_size=ctx.frame_size or None,
+                format=ctx.format,
+                layout=ctx.layout,
+                rate=ctx.sample_rate,
+                frame_size=ctx.frame_size or None,
             )
         if frame is not None:
             frame.pts = None
@@ -211,9 +219,7 @@ def _subtitle_route(stream, output, container_format: str, notes: list[str]) -> 
         return _Route(stream, _copy_stream(output, stream), transcode=False)
     if codec in TEXT_SUBTITLE_CODECS:
         return _text_subtitle_route(stream, output, "mov_text")
-    notes.append(
-        f"Subtitle stream {stream.index} ({codec}) cannot be stored in MP4; choose MKV to keep it."
-    )
+    notes.append(f"Subtitle stream {stream.index} ({codec}) cannot be stored in MP4; choose MKV to keep it.")
     return None
 
 

@@ -158,6 +158,13 @@ def test_upload_to_download_without_javascript(live_server, user, worker, clip, 
 
     task = Task.objects.get(owner=user)
     assert row_status(page, task).inner_text() == "Queued"
+
+    # The queued task's page says what it waits for and offers a refresh link in place of polling.
+    page.locator(f"#task-details-{task.pk}").click()
+    assert "Waiting for the GPU worker to start this task." in page.locator(".task-progress").inner_text()
+    assert page.locator(".task-progress a.refresh-link").is_visible()
+    page.go_back()
+
     assert worker.run_all() == [Status.SUCCEEDED]
     # Nothing polls without JavaScript: the refresh link reloads the table.
     assert row_status(page, task).inner_text() == "Queued"

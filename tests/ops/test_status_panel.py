@@ -207,7 +207,7 @@ def test_home_page_includes_polling_panel(user_client, no_asset_module):
     body = user_client.get(reverse("home")).content.decode()
 
     assert 'id="status-panel"' in body
-    assert 'hx-trigger="every 30s, task-created from:body"' in body
+    assert 'hx-trigger="every 30s, task-created from:body, task-status-changed from:body"' in body
 
 
 def test_panel_needs_login(client):

@@ -1,4 +1,4 @@
-"""Failures of a FlashVSR run end with an error that says what to change, and leave no output behind."""
+"""Failures of a FlashVSR run end with an error that names what to change, and leave no output behind."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_out_of_gpu_memory_names_the_fixes(tmp_path, reduced_model_dir, clip, mo
     message = raised.value.user_message
     assert "ran out of memory" in message
     assert "smaller scale than 4" in message
-    assert "tiling" in message
+    assert "turn tiling on" in message
     assert "Tried to allocate" in raised.value.detail
     assert not (tmp_path / "out.mp4").exists()
 

@@ -16,6 +16,7 @@ from gpu.api import upscale_video
 from gpu.flashvsr import pipeline as flashvsr_pipeline
 from gpu.model_cache import shared_cache
 from gpu.params import RuntimeOptions, UpscaleParams
+from gpu.upscalers import flashvsr
 from tests.video.clips import make_clip, read_frame_index
 
 
@@ -113,6 +114,17 @@ def test_output_frame_shows_same_source_frame(
     decoded, _ = decoded_frames(output)
     indexes = [read_frame_index(frame.to_ndarray(format="rgb24")) for frame in decoded]
     assert indexes == list(range(frames))
+
+
+def test_tiled_output_frame_shows_same_source_frame(
+    tmp_path, reduced_model_dir, conditioning_decoder, monkeypatch
+):
+    monkeypatch.setattr(flashvsr, "TILE_SIZE", 256)
+    _, output, _ = upscale(tmp_path, reduced_model_dir, 30, size=(96, 32), color_fix="none", tiled=True)
+
+    decoded, _ = decoded_frames(output)
+    assert [read_frame_index(frame.to_ndarray(format="rgb24")) for frame in decoded] == list(range(30))
+    assert {(frame.width, frame.height) for frame in decoded} == {(384, 128)}
 
 
 def test_high_bit_depth_output_is_exact(tmp_path, reduced_model_dir):

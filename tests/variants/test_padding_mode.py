@@ -17,7 +17,6 @@ from gpu.upscalers import flashvsr
 from .conftest import collect_frames
 from .frames import textured_clip
 
-
 CHOSEN_MODE = flashvsr.PAD_MODE
 
 
