@@ -19,7 +19,7 @@ forwarded_allow_ips = "127.0.0.1"
 # gunicorn 25.1 and later create a control socket for `gunicornc` in $XDG_RUNTIME_DIR, else in
 # $HOME/.gunicorn. A system unit has no XDG_RUNTIME_DIR, and ProtectSystem=strict makes the home folder
 # read-only, so creating the socket fails with a warning at every start. The site does not use gunicornc.
-# Older gunicorn versions skip setting names they do not know.
+# Older gunicorn versions ignore setting names they do not know.
 control_socket_disable = True
 # Django logs its own lines to stdout (LOG_FORMAT); gunicorn's access and error logs go to the journal too.
 accesslog = "-"

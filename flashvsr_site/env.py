@@ -65,7 +65,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return number
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     value = _raw(name)
     if value is None or value == "":
         return default
@@ -75,6 +77,8 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
         raise _invalid(name, value, "a number") from None
     if minimum is not None and number < minimum:
         raise _invalid(name, value, f"a number of at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise _invalid(name, value, f"a number of at most {maximum}")
     return number
 
 

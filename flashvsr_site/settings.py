@@ -10,7 +10,14 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from gpu.params import COLOR_FIX_METHODS, MODEL_VARIANTS, OUTPUT_CODECS, SCALES, VARIANTS
+from gpu.params import (
+    COLOR_FIX_METHODS,
+    MODEL_VARIANTS,
+    OUTPUT_CODECS,
+    PARAMETER_LIMITS,
+    SCALES,
+    VARIANTS,
+)
 
 from .env import (
     database_from_url,
@@ -189,16 +196,22 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 
 # --- Upscaling defaults and limits --------------------------------------------------------------------------
 
+
+def _limits(parameter: str) -> dict:
+    minimum, maximum = PARAMETER_LIMITS[parameter]
+    return {"minimum": minimum, "maximum": maximum}
+
+
 FLASHVSR_MODEL_DIR = Path(env_str("FLASHVSR_MODEL_DIR", str(BASE_DIR / "models" / "FlashVSR-v1.1")))
 DEFAULT_MODEL_VARIANT = env_choice("DEFAULT_MODEL_VARIANT", "tiny_long", VARIANTS)
 FLASHVSR_DEFAULT_SCALE = int(env_choice("FLASHVSR_DEFAULT_SCALE", "4", tuple(str(s) for s in SCALES)))
-FLASHVSR_DEFAULT_SPARSE_RATIO = env_float("FLASHVSR_DEFAULT_SPARSE_RATIO", 2.0, minimum=0.0)
-FLASHVSR_DEFAULT_KV_RATIO = env_float("FLASHVSR_DEFAULT_KV_RATIO", 3.0, minimum=1.0)
-FLASHVSR_DEFAULT_LOCAL_RANGE = env_int("FLASHVSR_DEFAULT_LOCAL_RANGE", 11, minimum=1)
+FLASHVSR_DEFAULT_SPARSE_RATIO = env_float("FLASHVSR_DEFAULT_SPARSE_RATIO", 2.0, **_limits("sparse_ratio"))
+FLASHVSR_DEFAULT_KV_RATIO = env_float("FLASHVSR_DEFAULT_KV_RATIO", 3.0, **_limits("kv_ratio"))
+FLASHVSR_DEFAULT_LOCAL_RANGE = env_int("FLASHVSR_DEFAULT_LOCAL_RANGE", 11, **_limits("local_range"))
 FLASHVSR_DEFAULT_COLOR_FIX = env_choice("FLASHVSR_DEFAULT_COLOR_FIX", "adain", COLOR_FIX_METHODS)
-FLASHVSR_DEFAULT_SEED = env_int("FLASHVSR_DEFAULT_SEED", 0, minimum=0)
+FLASHVSR_DEFAULT_SEED = env_int("FLASHVSR_DEFAULT_SEED", 0, **_limits("seed"))
 FLASHVSR_DEFAULT_CODEC = env_choice("FLASHVSR_DEFAULT_CODEC", "h264", OUTPUT_CODECS)
-FLASHVSR_DEFAULT_CRF = env_int("FLASHVSR_DEFAULT_CRF", 18, minimum=0, maximum=51)
+FLASHVSR_DEFAULT_CRF = env_int("FLASHVSR_DEFAULT_CRF", 18, **_limits("crf"))
 # The x264/x265 speed presets, fastest first.
 ENCODER_PRESETS = (
     "ultrafast",

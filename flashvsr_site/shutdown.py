@@ -6,9 +6,9 @@ ignore SIGINT and die at once on SIGTERM, and a SIGTERM sent to every process (s
 KillMode=control-group) can leave the main process waiting forever. Workers inherit the same actions.
 
 So the deploy units stop the GPU cluster with SIGINT to every process, and this handler, installed in each
-worker, raises WorkerShutdown on SIGINT or SIGTERM. It is a SystemExit subclass, so the job's `finally`
-block records the task as stopped by a shutdown and removes the partial result. The worker then exits, and
-the main process's graceful stop completes.
+worker, raises WorkerShutdown on SIGINT or SIGTERM. It is a SystemExit subclass, so the job records the
+task as interrupted (which the user can retry), removes the partial result and re-raises it. The worker then
+exits, and the main process's graceful stop completes.
 
 The exception is raised between two Python bytecodes, so a long native call (one model window on the GPU)
 finishes first. systemd's TimeoutStopSec must cover one window and the clean-up.

@@ -23,6 +23,7 @@ import av
 import numpy as np
 
 from gpu.encoding import EncoderStage
+from gpu.geometry import OutputGeometry
 from gpu.params import (
     CancelCheck,
     Cancelled,
@@ -37,7 +38,7 @@ from gpu.params import (
 )
 from gpu.streaming import ArrayLayout, BufferLimits, BufferTooSmallError, StreamingFrameBuffer
 from gpu.upscalers import get_upscaler
-from gpu.upscalers.base import LQSpec, OutputGeometry, Upscaler
+from gpu.upscalers.base import LQSpec, Upscaler
 from gpu.video.decode import FrameReader
 from gpu.video.encode import VideoWriter
 from gpu.video.probe import SourceInfo, probe

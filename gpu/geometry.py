@@ -47,34 +47,40 @@ def plan_frames(source_frames: int) -> FramePlan:
 
 
 @dataclass(frozen=True)
-class SpatialPlan:
-    """The exact output size and the padded size the model runs at.
-
-    Padding is added on the right and at the bottom only, so the kept picture is the top-left
-    `output_width` x `output_height` region of the model output: nothing of the source is cropped away.
-    """
+class OutputGeometry:
+    """The displayed source size and the exact output size, `scale` times larger in both directions."""
 
     source_width: int
     source_height: int
     scale: int
+
+    @property
+    def width(self) -> int:
+        return self.source_width * self.scale
+
+    @property
+    def height(self) -> int:
+        return self.source_height * self.scale
+
+
+@dataclass(frozen=True)
+class SpatialPlan(OutputGeometry):
+    """The exact output size (`width` x `height`) and the padded size the model runs at.
+
+    Padding is added on the right and at the bottom only, so the kept picture is the top-left
+    `width` x `height` region of the model output: nothing of the source is cropped away.
+    """
+
     padded_width: int
     padded_height: int
 
     @property
-    def output_width(self) -> int:
-        return self.source_width * self.scale
-
-    @property
-    def output_height(self) -> int:
-        return self.source_height * self.scale
-
-    @property
     def pad_right(self) -> int:
-        return self.padded_width - self.output_width
+        return self.padded_width - self.width
 
     @property
     def pad_bottom(self) -> int:
-        return self.padded_height - self.output_height
+        return self.padded_height - self.height
 
 
 def plan_spatial(source_width: int, source_height: int, scale: int) -> SpatialPlan:

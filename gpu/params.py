@@ -15,6 +15,15 @@ SCALES = (2, 3, 4)
 COLOR_FIX_METHODS = ("adain", "wavelet", "none")
 OUTPUT_CODECS = ("h264", "hevc", "hevc10")
 OUTPUT_CONTAINERS = ("mp4", "mkv")
+# Inclusive (minimum, maximum) of each numeric parameter. The upload form, the upscale command and the
+# settings all accept these ranges, and UpscaleParams rejects a value outside them.
+PARAMETER_LIMITS = {
+    "sparse_ratio": (0.5, 4.0),
+    "kv_ratio": (1.0, 8.0),
+    "local_range": (1, 31),
+    "seed": (0, 2**32 - 1),
+    "crf": (0, 51),
+}
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,10 @@ class UpscaleParams:
             raise ValueError(f"codec must be one of {OUTPUT_CODECS}, got {self.codec!r}")
         if self.container not in OUTPUT_CONTAINERS:
             raise ValueError(f"container must be one of {OUTPUT_CONTAINERS}, got {self.container!r}")
-        if not 0 <= self.crf <= 51:
-            raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
+        for name, (minimum, maximum) in PARAMETER_LIMITS.items():
+            value = getattr(self, name)
+            if not minimum <= value <= maximum:
+                raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -7,6 +7,8 @@ import os
 import re
 from urllib.parse import quote
 
+from django.conf import settings
+from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
@@ -51,11 +53,7 @@ def ranged_file_response(
     `content_type` defaults to the type guessed from the extension of `path`.
     """
     size = os.path.getsize(path)
-    content_type = (
-        content_type
-        or CONTENT_TYPES.get(os.path.splitext(path)[1].lower())
-        or (mimetypes.guess_type(path)[0] or "application/octet-stream")
-    )
+    content_type = content_type or content_type_for(path)
     byte_range = parse_range(request.headers.get("Range", ""), size)
     if byte_range is False:
         response = HttpResponse(status=416)
@@ -73,6 +71,37 @@ def ranged_file_response(
     response["Accept-Ranges"] = "bytes"
     response["Content-Disposition"] = content_disposition_header(as_attachment, filename)
     return response
+
+
+def stored_file_response(
+    request: HttpRequest,
+    stored_file: FieldFile,
+    *,
+    filename: str,
+    as_attachment: bool,
+    content_type: str | None = None,
+) -> HttpResponse:
+    """Serve a file stored under MEDIA_ROOT, offered to the client as `filename`.
+
+    With FLASHVSR_X_ACCEL_REDIRECT_PREFIX set and the file present, nginx sends it. Otherwise Django sends it
+    with Range support. Raises FileNotFoundError when the file is missing from disk.
+    """
+    prefix = settings.FLASHVSR_X_ACCEL_REDIRECT_PREFIX
+    if prefix and os.path.isfile(stored_file.path):
+        return x_accel_response(
+            prefix,
+            stored_file.name,
+            filename=filename,
+            as_attachment=as_attachment,
+            content_type=content_type,
+        )
+    return ranged_file_response(
+        request,
+        stored_file.path,
+        filename=filename,
+        as_attachment=as_attachment,
+        content_type=content_type,
+    )
 
 
 def x_accel_response(

@@ -6,7 +6,8 @@ from __future__ import annotations
 # throughput. FlashVSR Tiny runs at about 17 frames/s for 768×1408 output on one A100 (the upstream
 # maintainer's figure). Full takes about 2.2 times as long as Tiny (third-party FastVR report: 5.3 vs 2.37
 # frames/s).
-# NOTE: Tiny-Long (a little slower than Tiny) and the CPU-bound Lanczos baseline are guesses, not measurements.
+# NOTE: the Tiny-Long figure (a little slower than Tiny) and the CPU-bound Lanczos baseline are guesses,
+# not measurements.
 SECONDS_PER_OUTPUT_MEGAPIXEL = {
     "tiny_long": 0.07,
     "tiny": 0.06,

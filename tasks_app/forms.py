@@ -8,32 +8,23 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from gpu import assets
-from gpu.params import InputError
+from gpu.params import PARAMETER_LIMITS, InputError
 
 from . import services
+from .defaults import parameter_defaults
 from .localized import localize
 from .models import Codec, ColorFix, Container, Scale, Variant
-
-# Optional fields fall back to these settings when a request leaves them out (for example a plain
-# form with only the file, variant and scale, or a script posting with curl).
-_SETTING_DEFAULTS = {
-    "variant": "DEFAULT_MODEL_VARIANT",
-    "scale": "FLASHVSR_DEFAULT_SCALE",
-    "sparse_ratio": "FLASHVSR_DEFAULT_SPARSE_RATIO",
-    "kv_ratio": "FLASHVSR_DEFAULT_KV_RATIO",
-    "local_range": "FLASHVSR_DEFAULT_LOCAL_RANGE",
-    "color_fix": "FLASHVSR_DEFAULT_COLOR_FIX",
-    "seed": "FLASHVSR_DEFAULT_SEED",
-    "codec": "FLASHVSR_DEFAULT_CODEC",
-    "crf": "FLASHVSR_DEFAULT_CRF",
-    "preset": "FLASHVSR_DEFAULT_PRESET",
-}
 
 
 def unready_model_variants() -> dict[str, str]:
     """Map each model variant whose weight files are missing or damaged to the asset report's summary."""
     report = assets.report(settings.FLASHVSR_MODEL_DIR)
     return {variant: entry.summary for variant, entry in report.variants.items() if not entry.ready}
+
+
+def _limits(parameter: str) -> dict:
+    minimum, maximum = PARAMETER_LIMITS[parameter]
+    return {"min_value": minimum, "max_value": maximum}
 
 
 def _variant_not_ready(variant: str) -> forms.ValidationError:
@@ -58,33 +49,29 @@ class UploadForm(forms.Form):
     )
     sparse_ratio = forms.FloatField(
         label=_("Sparse ratio"),
-        min_value=0.5,
-        max_value=4.0,
+        **_limits("sparse_ratio"),
         required=False,
         help_text=_("Share of attention kept: 1.5 is faster, 2.0 is more stable."),
     )
     kv_ratio = forms.FloatField(
         label=_("KV cache ratio"),
-        min_value=1.0,
-        max_value=8.0,
+        **_limits("kv_ratio"),
         required=False,
         help_text=_("Number of earlier latent slabs each step attends to."),
     )
     local_range = forms.IntegerField(
         label=_("Local range"),
-        min_value=1,
-        max_value=31,
+        **_limits("local_range"),
         required=False,
         help_text=_("Attention neighbourhood in 128-pixel windows: 9 is sharper, 11 is more stable."),
     )
     color_fix = forms.ChoiceField(label=_("Colour fix"), choices=ColorFix.choices, required=False)
-    seed = forms.IntegerField(label=_("Seed"), min_value=0, max_value=2**32 - 1, required=False)
+    seed = forms.IntegerField(label=_("Seed"), **_limits("seed"), required=False)
     codec = forms.ChoiceField(label=_("Codec"), choices=Codec.choices, required=False)
     container = forms.ChoiceField(label=_("Container"), choices=Container.choices, required=False)
     crf = forms.IntegerField(
         label=_("Quality (CRF)"),
-        min_value=0,
-        max_value=51,
+        **_limits("crf"),
         required=False,
         help_text=_("Lower is better quality and a larger file; 18 is visually lossless for most videos."),
     )
@@ -116,8 +103,8 @@ class UploadForm(forms.Form):
         self.source_info = None
         self.fields["preset"].choices = [(name, name) for name in settings.ENCODER_PRESETS]
         self.fields["container"].initial = Container.MP4
-        for name, setting in _SETTING_DEFAULTS.items():
-            self.fields[name].initial = getattr(settings, setting)
+        for name, default in parameter_defaults().items():
+            self.fields[name].initial = default
         self.unready_variants = unready_model_variants()
         self.fields["variant"].choices = [
             (
@@ -151,9 +138,11 @@ class UploadForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        for name, setting in _SETTING_DEFAULTS.items():
+        # Optional fields fall back to the settings' defaults when a request leaves them out (for example a
+        # plain form with only the file, variant and scale, or a script posting with curl).
+        for name, default in parameter_defaults().items():
             if cleaned.get(name) in (None, ""):
-                cleaned[name] = getattr(settings, setting)
+                cleaned[name] = default
         if not cleaned.get("container"):
             cleaned["container"] = Container.MP4
         if cleaned.get("variant") in self.unready_variants:

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_q.exceptions import TimeoutException
 
 from gpu.params import Cancelled, Progress, RuntimeOptions, UpscaleError, UpscaleResult
 
@@ -36,10 +37,11 @@ def run_upscale(task_id: str) -> str:
     1. Claim with a conditional UPDATE queued -> running that must change exactly one row, so a duplicate
        delivery or a second cluster returns without doing anything.
     2. Run gpu.api.upscale_video with a throttled progress recorder and cancel check.
-    3. Store succeeded, failed or cancelled with a conditional UPDATE on status running, so a change made
-       meanwhile by an operator or by reconcile is not overwritten.
-    django-q2's timeout raises a SystemExit subclass, which `except Exception` does not catch: the `finally`
-    block marks such a run failed and removes any partial result.
+    3. Store succeeded, failed, cancelled or interrupted with a conditional UPDATE on status running, so a
+       change made meanwhile by an operator or by reconcile is not overwritten.
+    django-q2's timeout and a worker shutdown raise SystemExit subclasses, which `except Exception` does not
+    catch. A timeout is stored as failed, because a retry would run into the same limit. A shutdown is stored
+    as interrupted, which the user can retry. Both are re-raised, and any partial result is removed.
     """
     worker_id = heartbeat.current_worker_id()
     if not claim_task(task_id, worker_id):
@@ -61,6 +63,9 @@ def run_upscale(task_id: str) -> str:
     except Cancelled:
         outcome = _finish(task, Status.CANCELLED)
         logger.info("Task %s cancelled", task.pk)
+    except TimeoutException as error:
+        outcome = _finish_timed_out(task, error)
+        raise
     except UpscaleError as error:
         outcome = _finish(
             task, Status.FAILED, error_message=error.user_message, error_detail=_technical(error)
@@ -77,9 +82,10 @@ def run_upscale(task_id: str) -> str:
             error_detail=_technical(error),
         )
         logger.exception("Task %s failed with an unexpected error", task.pk)
+    except BaseException as error:
+        outcome = _finish_stopped(task, error)
+        raise
     finally:
-        if outcome == Status.RUNNING:
-            outcome = _finish_abandoned(task)
         if outcome != Status.SUCCEEDED:
             output_path.unlink(missing_ok=True)
             # A task without a result keeps no preview: the row's link (set while running) goes with the file.
@@ -187,20 +193,30 @@ def _finish(task: Task, status: str, **fields) -> str:
     return status
 
 
-def _finish_abandoned(task: Task) -> str:
-    """Record a run ended by django-q2's timeout or a worker shutdown (a BaseException, not an Exception)."""
+def _finish_timed_out(task: Task, error: TimeoutException) -> str:
     limit = settings.FLASHVSR_TASK_TIMEOUT_SECONDS
-    logger.error("Task %s stopped without an outcome (timeout after %d s or worker shutdown)", task.pk, limit)
+    logger.error("Task %s timed out after the limit of %d s", task.pk, limit)
     return _finish(
         task,
         Status.FAILED,
         error_message=_(
-            "The task was stopped after running for the time limit of %(limit)d seconds, "
-            "or because the worker "
-            "shut down. Retry it, choose a faster variant, or upload a shorter video."
+            "The task was stopped because it ran longer than the time limit of %(limit)d seconds. "
+            "A retry would stop at the same limit, so upload a shorter clip or choose a smaller scale "
+            "or a faster variant."
         )
         % {"limit": limit},
-        error_detail="run_upscale ended by a BaseException (django-q2 TimeoutException or shutdown)",
+        error_detail=_technical(error),
+    )
+
+
+def _finish_stopped(task: Task, error: BaseException) -> str:
+    """Record a run ended by a worker shutdown (WorkerShutdown, KeyboardInterrupt or another SystemExit)."""
+    logger.error("Task %s interrupted by %s before it finished", task.pk, type(error).__name__)
+    return _finish(
+        task,
+        Status.INTERRUPTED,
+        error_message=_("The worker stopped while processing this video. Retry it."),
+        error_detail=_technical(error),
     )
 
 

@@ -111,7 +111,6 @@ STORED_MESSAGES = (
         "does not grow with the video length."
     ),
     gettext_noop("The GPU ran out of memory. To fix it, turn tiling on."),
-    gettext_noop("The weights file %(source)s does not match the model. Download the model files again."),
     gettext_noop("The Wan VAE weights are incomplete. Download the model files again."),
     gettext_noop("The TCDecoder weights are incomplete. Download the model files again."),
     gettext_noop("The TCDecoder weights have an unexpected layout. Download the model files again."),
@@ -127,8 +126,9 @@ STORED_MESSAGES = (
     gettext_noop("replace the test files with the release files"),
     # tasks_app.jobs: the worker's own message with a value (messages without values match exactly)
     gettext_noop(
-        "The task was stopped after running for the time limit of %(limit)d seconds, or because the worker "
-        "shut down. Retry it, choose a faster variant, or upload a shorter video."
+        "The task was stopped because it ran longer than the time limit of %(limit)d seconds. "
+        "A retry would stop at the same limit, so upload a shorter clip or choose a smaller scale "
+        "or a faster variant."
     ),
 )
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import os
 from pathlib import PurePath
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_http_methods
 
 from . import comparison
-from .downloads import ranged_file_response, x_accel_response
+from .downloads import stored_file_response
 from .models import Status
 from .views import _own_task
 
@@ -70,23 +68,13 @@ def task_source(request: HttpRequest, task_id) -> HttpResponse:
     task = _own_task(request, task_id)
     if not task.input_file:
         raise Http404("This task has no source file.")
-    content_type = source_content_type(task.original_filename)
-    prefix = settings.FLASHVSR_X_ACCEL_REDIRECT_PREFIX
-    if prefix and os.path.isfile(task.input_file.path):
-        return x_accel_response(
-            prefix,
-            task.input_file.name,
-            filename=task.original_filename,
-            as_attachment=False,
-            content_type=content_type,
-        )
     try:
-        return ranged_file_response(
+        return stored_file_response(
             request,
-            task.input_file.path,
+            task.input_file,
             filename=task.original_filename,
             as_attachment=False,
-            content_type=content_type,
+            content_type=source_content_type(task.original_filename),
         )
     except FileNotFoundError:
         logger.error("Task %s has input_file %s but the file is missing", task.pk, task.input_file.name)

@@ -36,12 +36,11 @@ def task_cancel(request: HttpRequest, task_id) -> HttpResponse:
     try:
         status = cancel_task(task)
     except OperationRejected as rejection:
-        messages.error(request, rejection.message)
+        return _rejected(request, task, rejection)
+    if status == Status.CANCELLED:
+        messages.success(request, _("The task was cancelled."))
     else:
-        if status == Status.CANCELLED:
-            messages.success(request, _("The task was cancelled."))
-        else:
-            messages.info(request, _("Cancelling: the worker stops this task within a few seconds."))
+        messages.info(request, _("Cancelling: the worker stops this task within a few seconds."))
     return _after_action(request, task, default_url=reverse("task_detail", args=[task.pk]))
 
 
@@ -52,14 +51,11 @@ def task_retry(request: HttpRequest, task_id) -> HttpResponse:
     try:
         retry = retry_task(task)
     except OperationRejected as rejection:
-        messages.error(request, rejection.message)
-        return _after_action(request, task, default_url=reverse("task_detail", args=[task.pk]))
+        return _rejected(request, task, rejection)
     messages.success(
         request, _("The task was queued again as attempt %(attempt)d.") % {"attempt": retry.attempt}
     )
-    if request.htmx and request.htmx.target == TASK_TABLE_ID:
-        return _render_fragment(request, task)
-    return _redirect(request, reverse("task_detail", args=[retry.pk]))
+    return _table_or_redirect(request, task, reverse("task_detail", args=[retry.pk]))
 
 
 @login_required
@@ -69,12 +65,9 @@ def task_delete(request: HttpRequest, task_id) -> HttpResponse:
     try:
         delete_task(task)
     except OperationRejected as rejection:
-        messages.error(request, rejection.message)
-        return _after_action(request, task, default_url=reverse("task_detail", args=[task.pk]))
+        return _rejected(request, task, rejection)
     messages.success(request, _("“%(name)s” and its files were deleted.") % {"name": task.original_filename})
-    if request.htmx and request.htmx.target == TASK_TABLE_ID:
-        return _render_fragment(request, task)
-    return _redirect(request, reverse("home"))
+    return _table_or_redirect(request, task, reverse("home"))
 
 
 @login_required
@@ -88,6 +81,22 @@ def _after_action(request: HttpRequest, task: Task, *, default_url: str) -> Http
     if request.htmx and request.htmx.target in (TASK_TABLE_ID, TASK_PROGRESS_ID):
         return _render_fragment(request, task)
     return _redirect(request, _next_url(request, default_url))
+
+
+def _rejected(request: HttpRequest, task: Task, rejection: OperationRejected) -> HttpResponse:
+    messages.error(request, rejection.message)
+    return _after_action(request, task, default_url=reverse("task_detail", args=[task.pk]))
+
+
+def _table_or_redirect(request: HttpRequest, task: Task, url: str) -> HttpResponse:
+    """Return the refreshed task table when the request targets it, else a redirect to `url`.
+
+    The task page of a deleted task is gone, and a retry continues on the new task's page, so the progress
+    section of the old page is not re-rendered.
+    """
+    if request.htmx and request.htmx.target == TASK_TABLE_ID:
+        return _render_fragment(request, task)
+    return _redirect(request, url)
 
 
 def _render_fragment(request: HttpRequest, task: Task) -> HttpResponse:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -14,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from . import services
-from .downloads import ranged_file_response, x_accel_response
+from .downloads import stored_file_response
 from .forms import UploadForm
 from .models import ACTIVE_STATUSES, Task
 from .uploads import REJECTION_ATTRIBUTE, queued_task_limit_message
@@ -113,18 +111,9 @@ def task_download(request: HttpRequest, task_id) -> HttpResponse:
     if not task.result_file:
         raise Http404("This task has no result to download.")
     as_attachment = request.GET.get("inline") != "1"
-    prefix = settings.FLASHVSR_X_ACCEL_REDIRECT_PREFIX
-    if prefix and os.path.isfile(task.result_file.path):
-        return x_accel_response(
-            prefix, task.result_file.name, filename=task.download_filename, as_attachment=as_attachment
-        )
     try:
-        path = task.result_file.path
-        return ranged_file_response(
-            request,
-            path,
-            filename=task.download_filename,
-            as_attachment=as_attachment,
+        return stored_file_response(
+            request, task.result_file, filename=task.download_filename, as_attachment=as_attachment
         )
     except FileNotFoundError:
         logger.error("Task %s has result_file %s but the file is missing", task.pk, task.result_file.name)

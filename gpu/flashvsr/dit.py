@@ -138,7 +138,9 @@ class StepGeometry:
         return self.frames // WINDOW_FRAMES
 
 
-class SelfAttention(nn.Module):
+class _AttentionProjections(nn.Module):
+    """The q, k, v, o projections and q/k RMS norms of one attention layer, under the checkpoint's names."""
+
     def __init__(self, dim: int, num_heads: int, eps: float) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -149,6 +151,8 @@ class SelfAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps)
         self.norm_k = RMSNorm(dim, eps)
 
+
+class SelfAttention(_AttentionProjections):
     def forward(
         self,
         x: torch.Tensor,
@@ -184,17 +188,7 @@ class SelfAttention(nn.Module):
         return self.o(out)
 
 
-class CrossAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = RMSNorm(dim, eps)
-        self.norm_k = RMSNorm(dim, eps)
-
+class CrossAttention(_AttentionProjections):
     def project_context(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.norm_k(self.k(context)), self.v(context)
 

@@ -227,11 +227,11 @@ class DiTStreamer:
 
     @property
     def device(self) -> torch.device:
-        return self.weights.dit.patch_embedding.weight.device
+        return self.weights.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.weights.dit.patch_embedding.weight.dtype
+        return self.weights.dtype
 
     @torch.no_grad()
     def run(
@@ -293,11 +293,11 @@ class _PipelineBase:
 
     @property
     def device(self) -> torch.device:
-        return self.weights.dit.patch_embedding.weight.device
+        return self.weights.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.weights.dit.patch_embedding.weight.dtype
+        return self.weights.dtype
 
     def _noise(
         self, noise: torch.Tensor | None, seed: int, num_frames: int, height: int, width: int

@@ -18,6 +18,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from gpu.flashvsr.strict_load import load_strict
 from gpu.params import ModelError
 
 logger = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ class TCDecoder(nn.Module):
 
     def load_checkpoint_state_dict(self, state_dict: dict[str, torch.Tensor], source: str) -> None:
         """Load a `TCDecoder.ckpt` state dict strictly. `source` names the file in error messages."""
-        load_state_dict_strict(self, state_dict, source)
+        load_strict(self, state_dict, source)
 
 
 def _check_decode_inputs(config: TCDecoderConfig, latents: torch.Tensor, cond: torch.Tensor) -> None:
@@ -243,31 +244,3 @@ def _check_decode_inputs(config: TCDecoderConfig, latents: torch.Tensor, cond: t
             f"{latent_count} latent frames need {latent_count * COND_TIME_FACTOR - 3} to "
             f"{latent_count * COND_TIME_FACTOR} cond frames, got {cond.shape[2]}"
         )
-
-
-def load_state_dict_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Copy `state_dict` into `module`, raising ModelError on any missing, unexpected or misshapen key.
-
-    Values are converted to each parameter's dtype, so a bfloat16 file loads into a float32 module.
-    """
-    expected = module.state_dict()
-    for key, tensor in expected.items():
-        if key not in state_dict:
-            raise _weights_error(source, f"missing key {key} (expected shape {list(tensor.shape)})")
-        if tuple(state_dict[key].shape) != tuple(tensor.shape):
-            raise _weights_error(
-                source,
-                f"key {key} has shape {list(state_dict[key].shape)}, expected {list(tensor.shape)}",
-            )
-    unexpected = sorted(set(state_dict) - set(expected))
-    if unexpected:
-        raise _weights_error(source, f"unexpected key {unexpected[0]} ({len(unexpected)} unexpected in all)")
-    module.load_state_dict(state_dict, strict=True)
-
-
-def _weights_error(source: str, detail: str) -> ModelError:
-    logger.error("Weights in %s do not match the model: %s", source, detail)
-    return ModelError(
-        f"The weights file {source} does not match the model. Download the model files again.",
-        detail=detail,
-    )

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gpu.flashvsr.tc_decoder import load_state_dict_strict
+from gpu.flashvsr.strict_load import load_strict
 from gpu.params import ModelError
 
 logger = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ class WanVAEDecoder(nn.Module):
 
     def load_checkpoint_state_dict(self, file_state_dict: dict[str, torch.Tensor], source: str) -> None:
         """Load the `conv2.`/`decoder.` part of a `Wan2.1_VAE.pth` state dict strictly."""
-        load_state_dict_strict(self, select_decoder_state_dict(file_state_dict), source)
+        load_strict(self, select_decoder_state_dict(file_state_dict), source)
 
 
 def select_decoder_state_dict(file_state_dict: dict) -> dict[str, torch.Tensor]:

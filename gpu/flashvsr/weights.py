@@ -16,61 +16,13 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from gpu.assets import DIT_FILE, LQ_PROJ_FILE, PROMPT_FILE, TC_DECODER_FILE, VAE_FILE
 from gpu.flashvsr.config import DiTConfig, LQProjConfig
 from gpu.flashvsr.dit import WanDiT
 from gpu.flashvsr.lq_proj import CausalLQProjector
-from gpu.params import ModelError
+from gpu.flashvsr.strict_load import WeightLoadError, load_strict
 
 logger = logging.getLogger(__name__)
-
-DIT_FILE = "diffusion_pytorch_model_streaming_dmd.safetensors"
-LQ_PROJ_FILE = "LQ_proj_in.ckpt"
-TC_DECODER_FILE = "TCDecoder.ckpt"
-VAE_FILE = "Wan2.1_VAE.pth"
-PROMPT_FILE = "posi_prompt.pth"
-
-WEIGHT_FILES = (DIT_FILE, LQ_PROJ_FILE, TC_DECODER_FILE, VAE_FILE, PROMPT_FILE)
-
-
-class WeightLoadError(ModelError):
-    """A weight file is missing, unreadable or does not match the module layout."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__("The FlashVSR weights could not be loaded.", detail=detail)
-
-
-def _shape_text(shape) -> str:
-    return "[" + ", ".join(str(n) for n in shape) + "]"
-
-
-def check_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise `WeightLoadError` unless `state_dict` has exactly the module's keys and shapes."""
-    expected = module.state_dict()
-    for key, tensor in expected.items():
-        if key not in state_dict:
-            raise WeightLoadError(
-                f"{source}: missing key {key!r} (expected shape {_shape_text(tensor.shape)}); "
-                "the file is incomplete or belongs to another model"
-            )
-        if tuple(state_dict[key].shape) != tuple(tensor.shape):
-            raise WeightLoadError(
-                f"{source}: key {key!r} has shape {_shape_text(state_dict[key].shape)}, "
-                f"expected shape {_shape_text(tensor.shape)}"
-            )
-    unexpected = sorted(set(state_dict) - set(expected))
-    if unexpected:
-        raise WeightLoadError(
-            f"{source}: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected in all); "
-            "the file belongs to another model or version"
-        )
-
-
-def load_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> nn.Module:
-    """Check keys and shapes, then load; meta-device modules take the file's tensors directly."""
-    check_state_dict(module, state_dict, source)
-    is_meta = any(p.is_meta for p in module.parameters())
-    module.load_state_dict(dict(state_dict), strict=True, assign=is_meta)
-    return module
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -152,7 +104,7 @@ def load_tc_decoder(folder: Path):
 
 def load_vae_decoder(folder: Path):
     """Load `conv2.*` and `decoder.*` of the Wan VAE; the encoder and `conv1` in the file are skipped."""
-    from gpu.flashvsr.wan_vae import WanVAEDecoder, WanVAEDecoderConfig
+    from gpu.flashvsr.wan_vae import WanVAEDecoder, WanVAEDecoderConfig, select_decoder_state_dict
 
     file_dict = _as_state_dict(read_torch_file(folder / VAE_FILE), VAE_FILE)
     known_prefixes = ("encoder.", "conv1.", "conv2.", "decoder.")
@@ -161,7 +113,7 @@ def load_vae_decoder(folder: Path):
         raise WeightLoadError(
             f"{VAE_FILE}: unexpected key {stray[0]!r}; expected encoder.*, conv1.*, conv2.*, decoder.*"
         )
-    state_dict = {key: value for key, value in file_dict.items() if key.startswith(("conv2.", "decoder."))}
+    state_dict = select_decoder_state_dict(file_dict)
     config = _read_config(WanVAEDecoderConfig, state_dict, VAE_FILE)
     with torch.device("meta"):
         model = WanVAEDecoder(config)
@@ -184,6 +136,15 @@ class FlashVSRWeights:
     prompt: torch.Tensor
     tc_decoder: nn.Module | None = None
     vae_decoder: nn.Module | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the modules. load_weights and ModelCache put all of them on one device and dtype."""
+        return self.dit.patch_embedding.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.dit.patch_embedding.weight.dtype
 
 
 def load_weights(

@@ -14,22 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class OutputGeometry:
-    """The displayed source size and the exact output size, `scale` times larger in both directions."""
-
-    source_width: int
-    source_height: int
-    scale: int
-
-    @property
-    def width(self) -> int:
-        return self.source_width * self.scale
-
-    @property
-    def height(self) -> int:
-        return self.source_height * self.scale
+from gpu.geometry import OutputGeometry
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,15 @@ from gpu.flashvsr.pipeline import (
     iter_step_plans,
 )
 from gpu.flashvsr.weights import FlashVSRWeights
-from gpu.geometry import SpatialPlan, Tile, feather_ramp, plan_frames, plan_spatial, plan_tiles
+from gpu.geometry import (
+    OutputGeometry,
+    SpatialPlan,
+    Tile,
+    feather_ramp,
+    plan_frames,
+    plan_spatial,
+    plan_tiles,
+)
 from gpu.model_cache import ModelCache, default_device, shared_cache, tile_state_copy
 from gpu.params import ModelError, RuntimeOptions, UpscaleParams
 from gpu.upscalers.base import (
@@ -35,7 +43,6 @@ from gpu.upscalers.base import (
     EmitFrame,
     FrameSource,
     LQSpec,
-    OutputGeometry,
     read_windows,
 )
 
@@ -105,8 +112,8 @@ class FlashVSRUpscaler:
         log.info(
             "%s at %dx%d (padded %dx%d) in %d tile(s) on %s",
             self.label,
-            spatial.output_width,
-            spatial.output_height,
+            spatial.width,
+            spatial.height,
             spatial.padded_width,
             spatial.padded_height,
             len(tiles),
@@ -115,7 +122,7 @@ class FlashVSRUpscaler:
         # Tiny and Full hold the whole LQ video until the decode, so it waits in host memory and the pipeline
         # moves each step's frames to the GPU. Tiny-Long holds at most 25 frames, on the GPU.
         storage = device if self.variant == "tiny_long" else torch.device("cpu")
-        dtype = weights.dit.patch_embedding.weight.dtype
+        dtype = weights.dtype
         frames = LQFrames(source, spatial, device, dtype, check_cancel, storage_device=storage)
         writer = OutputWriter(spatial, tiles, emit, self._high_bit_depth, lambda: frames.total)
         if self.variant == "tiny_long":
@@ -284,7 +291,7 @@ class LQFrames:
         pixels = torch.from_numpy(stacked).to(self._device)
         frames = pixels.permute(0, 3, 1, 2).float() / full_scale * 2.0 - 1.0
         spatial = self._spatial
-        size = (spatial.output_height, spatial.output_width)
+        size = (spatial.height, spatial.width)
         downscaling = size[0] < frames.shape[2] or size[1] < frames.shape[3]
         frames = F.interpolate(frames, size=size, mode="bicubic", align_corners=False, antialias=downscaling)
         frames = frames.clamp(-1.0, 1.0)
@@ -299,8 +306,8 @@ class FrameNoise:
     """
 
     def __init__(self, spatial: SpatialPlan, weights: FlashVSRWeights, seed: int) -> None:
-        device = weights.dit.patch_embedding.weight.device
-        dtype = weights.dit.patch_embedding.weight.dtype
+        device = weights.device
+        dtype = weights.dtype
         shape = (spatial.padded_height // LATENT_SCALE, spatial.padded_width // LATENT_SCALE)
         self._source = NoiseSource(shape, device, dtype, seed=seed)
         self._drawn: tuple[int, int, torch.Tensor] | None = None
@@ -372,7 +379,7 @@ class TileStream:
     def step(self, color_fix: str, writer: OutputWriter) -> None:
         output = next(self._steps)
         plan = output.plan
-        dtype = self.weights.dit.patch_embedding.weight.dtype
+        dtype = self.weights.dtype
         cond = self.frames.get(plan.output_start, plan.output_stop).to(dtype).transpose(0, 1).unsqueeze(0)
         decoded = self.weights.tc_decoder.decode(output.latents, cond)
         fixed = apply_color_fix(color_fix, decoded, cond)
@@ -424,7 +431,7 @@ class OutputWriter:
             raise RuntimeError(f"model output starts at frame {self._first_index}, expected {start}")
         blended = self._sum if self._weight_sum is None else self._sum / self._weight_sum
         spatial = self._spatial
-        cropped = blended[:, :, : spatial.output_height, : spatial.output_width]
+        cropped = blended[:, :, : spatial.height, : spatial.width]
         for offset, frame in enumerate(_to_images(cropped, self._high_bit_depth)):
             self._emit_real(start + offset, frame)
         self._sum = None

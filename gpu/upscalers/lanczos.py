@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gpu.geometry import OutputGeometry
 from gpu.params import RuntimeOptions, UpscaleParams
 from gpu.upscalers.base import (
     LANCZOS_WINDOW,
@@ -9,7 +10,6 @@ from gpu.upscalers.base import (
     EmitFrame,
     FrameSource,
     LQSpec,
-    OutputGeometry,
     read_windows,
 )
 

@@ -7,16 +7,11 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
+from gpu.assets import DIT_FILE, LQ_PROJ_FILE, PROMPT_FILE, TC_DECODER_FILE
 from gpu.flashvsr.config import DiTConfig, LQProjConfig
 from gpu.flashvsr.dit import WanDiT
 from gpu.flashvsr.lq_proj import CausalLQProjector
-from gpu.flashvsr.weights import (
-    DIT_FILE,
-    LQ_PROJ_FILE,
-    PROMPT_FILE,
-    TC_DECODER_FILE,
-    FlashVSRWeights,
-)
+from gpu.flashvsr.weights import FlashVSRWeights
 
 SMALL_DIT = DiTConfig(
     dim=64, in_dim=16, out_dim=16, ffn_dim=128, text_dim=32, freq_dim=32, num_heads=2, num_layers=2

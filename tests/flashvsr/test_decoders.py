@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from gpu.flashvsr.color_fix import adain_color_fix
-from gpu.flashvsr.tc_decoder import TCDecoder, TCDecoderConfig, load_state_dict_strict
+from gpu.flashvsr.strict_load import WeightLoadError, load_strict
+from gpu.flashvsr.tc_decoder import TCDecoder, TCDecoderConfig
 from gpu.flashvsr.wan_vae import (
     WanVAEDecoder,
     WanVAEDecoderConfig,
@@ -18,7 +19,6 @@ from gpu.flashvsr.wan_vae import (
     select_decoder_state_dict,
     tile_boxes,
 )
-from gpu.params import ModelError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CASE_DIR = (
@@ -254,25 +254,31 @@ def test_strict_load_names_missing_key():
     decoder = TCDecoder(TCDecoderConfig(channels=(4, 4, 4, 4)))
     state_dict = decoder.state_dict()
     del state_dict["decoder.12.conv.2.weight"]
-    with pytest.raises(ModelError, match=r"decoder\.12\.conv\.2\.weight.*\[4, 4, 3, 3\]") as raised:
-        load_state_dict_strict(decoder, state_dict, "TCDecoder.ckpt")
-    assert "TCDecoder.ckpt" in raised.value.user_message
+    with pytest.raises(WeightLoadError) as raised:
+        load_strict(decoder, state_dict, "TCDecoder.ckpt")
+    assert raised.value.detail.startswith("TCDecoder.ckpt: missing key 'decoder.12.conv.2.weight'")
+    assert "expected shape [4, 4, 3, 3]" in raised.value.detail
+    assert raised.value.user_message == "The FlashVSR weights could not be loaded."
 
 
 def test_strict_load_names_wrong_shape():
     decoder = WanVAEDecoder(WanVAEDecoderConfig(dim=2))
     file_state_dict = {f"encoder.{k}": v for k, v in decoder.state_dict().items()} | decoder.state_dict()
     file_state_dict["decoder.head.2.weight"] = torch.zeros(3, 4, 3, 3, 3)
-    message = r"decoder\.head\.2\.weight has shape \[3, 4, 3, 3, 3\], expected \[3, 2, 3, 3, 3\]"
-    with pytest.raises(ModelError, match=message):
+    with pytest.raises(WeightLoadError) as raised:
         decoder.load_checkpoint_state_dict(file_state_dict, "Wan2.1_VAE.pth")
+    assert raised.value.detail == (
+        "Wan2.1_VAE.pth: key 'decoder.head.2.weight' has shape [3, 4, 3, 3, 3], "
+        "expected shape [3, 2, 3, 3, 3]"
+    )
 
 
 def test_strict_load_rejects_unexpected_key():
     decoder = TCDecoder(TCDecoderConfig(channels=(4, 4, 4, 4)))
     state_dict = decoder.state_dict() | {"decoder.27.weight": torch.zeros(1)}
-    with pytest.raises(ModelError, match=r"unexpected key decoder\.27\.weight"):
-        load_state_dict_strict(decoder, state_dict, "TCDecoder.ckpt")
+    message = r"unexpected key 'decoder\.27\.weight' \(1 unexpected in all\)"
+    with pytest.raises(WeightLoadError, match=message):
+        load_strict(decoder, state_dict, "TCDecoder.ckpt")
 
 
 def test_vae_state_dict_selection_drops_encoder():

@@ -12,7 +12,7 @@ import torch
 from gpu.flashvsr.config import RELEASE_LQ_PROJ, WAN21_1_3B
 from gpu.flashvsr.dit import WanDiT
 from gpu.flashvsr.lq_proj import CausalLQProjector
-from gpu.flashvsr.weights import check_state_dict
+from gpu.flashvsr.strict_load import check_state_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = json.loads((REPO_ROOT / "gpu" / "flashvsr" / "release_layout.json").read_text())

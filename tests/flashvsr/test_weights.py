@@ -8,11 +8,8 @@ import pytest
 import safetensors.torch
 import torch
 
+from gpu.assets import DIT_FILE, LQ_PROJ_FILE, PROMPT_FILE, TC_DECODER_FILE
 from gpu.flashvsr.weights import (
-    DIT_FILE,
-    LQ_PROJ_FILE,
-    PROMPT_FILE,
-    TC_DECODER_FILE,
     WeightLoadError,
     load_dit,
     load_lq_projector,

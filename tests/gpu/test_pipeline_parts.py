@@ -13,10 +13,10 @@ from PIL import Image
 
 from gpu import upscalers
 from gpu.api import CancelGate, PreviewWriter, ProgressReporter
+from gpu.geometry import OutputGeometry
 from gpu.params import Cancelled, ModelError, RuntimeOptions
 from gpu.streaming import BufferLimits, StreamingFrameBuffer
 from gpu.upscalers import get_upscaler
-from gpu.upscalers.base import OutputGeometry
 from gpu.upscalers.lanczos import LanczosUpscaler
 
 

@@ -56,11 +56,12 @@ def test_values_carried_into_translation():
 
 def test_worker_timeout_message_translated():
     message = (
-        "The task was stopped after running for the time limit of 7200 seconds, "
-        "or because the worker shut down. Retry it, choose a faster variant, or upload a shorter video."
+        "The task was stopped because it ran longer than the time limit of 7200 seconds. "
+        "A retry would stop at the same limit, so upload a shorter clip or choose a smaller scale "
+        "or a faster variant."
     )
     with translation.override("zh-hans"):
-        assert localize(message).startswith("任务已运行到 7200 秒的时间上限")
+        assert localize(message).startswith("任务运行时间超过了 7200 秒的上限")
 
 
 def test_weight_summaries_translated_part_by_part():

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from gpu.video.probe import probe
-from tests.web.clips import write_video
+from tests.video.clips import make_clip
 
 
 @pytest.fixture
@@ -24,8 +24,8 @@ def clip_task(make_task, tmp_path):
     """Create a queued lanczos task at scale 2 whose input is a real clip (6 frames of 64x48 by default)."""
 
     def make(frames: int = 6, width: int = 64, height: int = 48, **fields):
-        clip = write_video(
-            tmp_path / f"source-{frames}.mp4", frames=frames, width=width, height=height, fps=10
+        clip = make_clip(
+            tmp_path / f"source-{frames}.mp4", frames=frames, size=(width, height), fps=10, pattern="gradient"
         )
         fields.setdefault("original_filename", "source.mp4")
         fields.setdefault("variant", "lanczos")

@@ -219,10 +219,10 @@ def test_panel_needs_login(client):
 
 def test_upload_response_triggers_panel_refresh(user_client, tmp_path, monkeypatch):
     from tasks_app import services
-    from tests.web.clips import write_video
+    from tests.video.clips import make_clip
 
     monkeypatch.setattr(services, "enqueue_upscale", lambda task: None)
-    clip = write_video(tmp_path / "upload.mp4", frames=5)
+    clip = make_clip(tmp_path / "upload.mp4", frames=5, fps=10)
     with clip.open("rb") as video:
         response = user_client.post(
             reverse("task_create"),

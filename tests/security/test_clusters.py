@@ -15,7 +15,7 @@ from django_q.models import OrmQ
 from gpu.video.probe import probe
 from tasks_app.models import Status, Task
 from tasks_app.services import enqueue_upscale
-from tests.web.clips import write_video
+from tests.video.clips import make_clip
 
 from .conftest import PYTHON, REPO_ROOT, subprocess_environment
 
@@ -39,7 +39,7 @@ print("OUTCOME", jobs.run_upscale(sys.argv[1]), flush=True)
 
 @pytest.fixture
 def queued_clip_task(make_task, tmp_path):
-    clip = write_video(tmp_path / "source.mp4", frames=6, width=64, height=48, fps=10)
+    clip = make_clip(tmp_path / "source.mp4", frames=6, fps=10)
     return make_task(
         input_bytes=clip.read_bytes(),
         original_filename="source.mp4",
@@ -173,7 +173,7 @@ def test_two_worker_processes_claim_once(queued_clip_task, media_root, tmp_path)
 
 
 def test_stop_signal_ends_running_job_cleanly(make_task, tmp_path, media_root):
-    clip = write_video(tmp_path / "long.mp4", frames=1200, width=320, height=240, fps=25)
+    clip = make_clip(tmp_path / "long.mp4", frames=1200, size=(320, 240), fps=25, pattern="gradient")
     task = make_task(
         input_bytes=clip.read_bytes(),
         original_filename="long.mp4",
@@ -214,8 +214,9 @@ def test_stop_signal_ends_running_job_cleanly(make_task, tmp_path, media_root):
             cluster.communicate()
 
     task.refresh_from_db()
-    assert task.status == Status.FAILED, f"status {task.status}\n{cluster_log}"
-    assert "shut down" in task.error_message
+    assert task.status == Status.INTERRUPTED, f"status {task.status}\n{cluster_log}"
+    assert task.error_message == "The worker stopped while processing this video. Retry it."
+    assert "WorkerShutdown" in task.error_detail
     assert 0 < task.processed_frames < 1200
     assert stop_seconds < 30, cluster_log
     assert "received SIGINT" in cluster_log

@@ -19,7 +19,7 @@ from django.utils import timezone
 from PIL import Image
 
 from tasks_app.models import Status, Task, WorkerHeartbeat
-from tests.web.clips import write_video
+from tests.video.clips import make_clip
 
 pytestmark = pytest.mark.django_db
 
@@ -205,7 +205,7 @@ def test_stranger_pages_show_no_foreign_rows(client, other_user, alice_task, pat
 
 @pytest.fixture
 def clip_bytes(tmp_path) -> bytes:
-    return write_video(tmp_path / "clip.mp4", frames=5, width=64, height=48, fps=10).read_bytes()
+    return make_clip(tmp_path / "clip.mp4", frames=5, fps=10).read_bytes()
 
 
 def make_owned_task(make_task, status: str, clip: bytes) -> Task:

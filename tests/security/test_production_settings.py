@@ -111,6 +111,15 @@ def test_deploy_check_reports_missing_weights(tmp_path):
     assert "tiny_long" in completed.stderr
 
 
+def test_deploy_check_lanczos_without_weights(tmp_path):
+    environment = production_environment(tmp_path, DEFAULT_MODEL_VARIANT="lanczos")
+
+    completed = manage(environment, "check", "--deploy", "--fail-level", "WARNING")
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "tasks_app.W010" not in completed.stderr
+
+
 def test_deploy_check_fails_without_https(tmp_path, model_dir):
     environment = production_environment(
         tmp_path,

@@ -14,7 +14,7 @@ from django_q.models import OrmQ
 
 from tasks_app.models import Status, Task
 from tasks_app.uploads import LimitedTemporaryFileUploadHandler
-from tests.web.clips import write_video
+from tests.video.clips import make_clip
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +108,7 @@ def test_anonymous_upload_writes_nothing(settings, media_root, temp_files_seen):
 
 
 def test_crafted_file_name_not_used_on_disk(user_client, tmp_path, media_root):
-    clip = write_video(tmp_path / "clip.mp4", frames=5, width=64, height=48, fps=10)
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, fps=10)
 
     response = upload(user_client, clip.read_bytes(), name="../../etc/cron.d/evil.mp4")
 
@@ -126,7 +126,7 @@ def test_queue_cap_rejects_extra_upload(
     make_task(status=Status.QUEUED)
     make_task(status=Status.QUEUED)
     before = files_under(media_root)
-    clip = write_video(tmp_path / "clip.mp4", frames=5, width=64, height=48, fps=10)
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, fps=10)
 
     response = upload(user_client, clip.read_bytes(), HX_Request="true")
 
@@ -146,7 +146,7 @@ def test_queue_cap_counts_only_own_queued_tasks(
     make_task(status=Status.SUCCEEDED)
     make_task(owner=other_user, status=Status.QUEUED)
     make_task(owner=other_user, status=Status.QUEUED)
-    clip = write_video(tmp_path / "clip.mp4", frames=5, width=64, height=48, fps=10)
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, fps=10)
 
     response = upload(user_client, clip.read_bytes())
 
@@ -158,7 +158,7 @@ def test_queue_cap_zero_means_no_cap(user_client, settings, make_task, tmp_path)
     settings.FLASHVSR_MAX_QUEUED_TASKS_PER_USER = 0
     for _ in range(6):
         make_task(status=Status.QUEUED)
-    clip = write_video(tmp_path / "clip.mp4", frames=5, width=64, height=48, fps=10)
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, fps=10)
 
     response = upload(user_client, clip.read_bytes())
 

@@ -55,7 +55,7 @@ class ArraySource:
 
 def collect_frames(upscaler, images: list[np.ndarray], scale: int = 4) -> list[tuple[int, np.ndarray]]:
     """Run `upscaler` on `images` and return the emitted (index, frame) pairs."""
-    from gpu.upscalers.base import OutputGeometry
+    from gpu.geometry import OutputGeometry
 
     height, width = images[0].shape[:2]
     emitted: list[tuple[int, np.ndarray]] = []

@@ -9,7 +9,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from gpu import assets
-from gpu.flashvsr import weights
 from tasks_app.checks import check_model_assets
 
 
@@ -25,10 +24,6 @@ def break_folder(folder):
     (folder / assets.VAE_FILE).unlink()
     decoder = folder / assets.TC_DECODER_FILE
     decoder.write_bytes(decoder.read_bytes()[: decoder.stat().st_size // 2])
-
-
-def test_file_names_match_the_loader():
-    assert assets.ALL_FILES == weights.WEIGHT_FILES
 
 
 def test_reduced_folder_is_ready_test_layout(reduced_model_dir):

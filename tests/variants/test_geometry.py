@@ -41,7 +41,7 @@ def test_frame_plan_rejects_empty_video():
 def test_spatial_plan_pads_to_grid(width, height, scale, padded):
     plan = plan_spatial(width, height, scale)
 
-    assert (plan.output_width, plan.output_height) == (width * scale, height * scale)
+    assert (plan.width, plan.height) == (width * scale, height * scale)
     assert (plan.padded_width, plan.padded_height) == padded
     assert plan.pad_right == padded[0] - width * scale
     assert plan.pad_bottom == padded[1] - height * scale

@@ -17,6 +17,7 @@ import numpy as np
 from av.subtitles.subtitle import SubtitleSet
 
 INDEX_BITS = 8
+PATTERNS = ("index", "noise", "gradient")
 _CONTAINER_BY_SUFFIX = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
 
 
@@ -62,7 +63,7 @@ def make_clip(
     codec: str = "libx264",
     interlaced: bool = False,
     x265_params: str | None = None,
-    frame_index_pattern: bool = True,
+    pattern: str = "index",
 ) -> Path:
     """Write a clip and return its path; the container follows the file suffix.
 
@@ -72,8 +73,12 @@ def make_clip(
     `subtitles` contains (codec, [(start_s, end_s, text), ...]) per stream. `color_range` is "tv" or "pc";
     `color_space` is an FFmpeg matrix name such as "bt709" or "bt470bg". `interlaced` codes libx264 frames
     as top-field-first interlaced. `x265_params` adds options for libx265 (HDR10 metadata, for example).
+    `pattern` is "index" (the frame index as bars, up to 256 frames), "noise" (seeded random pixels, hard to
+    compress) or "gradient" (a moving gradient: any frame count, small files).
     """
     path = Path(path)
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown pattern {pattern!r}; expected one of {', '.join(PATTERNS)}")
     if vfr_pts is not None and len(vfr_pts) != frames:
         raise ValueError(f"vfr_pts has {len(vfr_pts)} entries for {frames} frames")
     time_base = time_base or (Fraction(1, 1000) if vfr_pts is not None else 1 / Fraction(fps))
@@ -88,7 +93,7 @@ def make_clip(
             video.options = {**video.options, "x265-params": f"log-level=error:{x265_params}"}
         audio_streams = [_add_audio(container, *spec) for spec in audio]
         subtitle_streams = [_add_subtitle(container, codec_name) for codec_name, _ in subtitles]
-        _write_video(container, video, frames, size, time_base, vfr_pts, frame_index_pattern, pix_fmt)
+        _write_video(container, video, frames, size, time_base, vfr_pts, pattern, pix_fmt)
         for stream, spec in zip(audio_streams, audio, strict=True):
             _write_audio(container, stream, *spec)
         for stream, (_, cues) in zip(subtitle_streams, subtitles, strict=True):
@@ -116,12 +121,22 @@ def _add_video(container, codec, size, fps, time_base, pix_fmt, color_range, col
     return stream
 
 
-def _write_video(container, stream, frames, size, time_base, vfr_pts, frame_index_pattern, pix_fmt):
+def gradient_pattern(index: int, width: int, height: int) -> np.ndarray:
+    """Return an HxWx3 uint8 RGB picture of a gradient that moves to the right from one index to the next."""
+    picture = np.zeros((height, width, 3), dtype=np.uint8)
+    picture[..., 0] = (np.arange(width) * 4 + index * 10) % 256
+    picture[..., 1] = (np.arange(height)[:, None] * 5) % 256
+    return picture
+
+
+def _write_video(container, stream, frames, size, time_base, vfr_pts, pattern, pix_fmt):
     width, height = size
     rng = np.random.default_rng(0)
     for index in range(frames):
-        if frame_index_pattern:
+        if pattern == "index":
             picture = index_pattern(index, width, height)
+        elif pattern == "gradient":
+            picture = gradient_pattern(index, width, height)
         else:
             picture = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24")

@@ -100,7 +100,7 @@ def test_probe_rejects_audio_only(tmp_path):
 
 
 def test_probe_rejects_truncated_header(tmp_path):
-    clip = make_clip(tmp_path / "cut.mkv", frames=20, frame_index_pattern=False)
+    clip = make_clip(tmp_path / "cut.mkv", frames=20, pattern="noise")
     truncate(clip, 0.01)
     with pytest.raises(InputError) as caught:
         probe(clip)

@@ -262,7 +262,7 @@ def test_writer_rejects_decreasing_pts(tmp_path):
 
 
 def test_damaged_stream_raises_decode_error(tmp_path):
-    source = make_clip(tmp_path / "in.mp4", frames=20, frame_index_pattern=False)
+    source = make_clip(tmp_path / "in.mp4", frames=20, pattern="noise")
     data = bytearray(source.read_bytes())
     data[len(data) // 2 : len(data) * 7 // 10] = b"\xff" * (len(data) * 7 // 10 - len(data) // 2)
     source.write_bytes(bytes(data))

@@ -1,7 +1,15 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from flashvsr_site.env import database_from_url, env_bool, env_bytes, env_int, env_list, parse_size
+from flashvsr_site.env import (
+    database_from_url,
+    env_bool,
+    env_bytes,
+    env_float,
+    env_int,
+    env_list,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -40,6 +48,17 @@ def test_env_int_bounds(monkeypatch):
         env_int("SOME_INT", 18)
     monkeypatch.delenv("SOME_INT")
     assert env_int("SOME_INT", 18) == 18
+
+
+def test_env_float_bounds(monkeypatch):
+    monkeypatch.setenv("SOME_RATIO", "4.5")
+    with pytest.raises(ImproperlyConfigured, match="at most 4.0"):
+        env_float("SOME_RATIO", 2.0, minimum=0.5, maximum=4.0)
+    monkeypatch.setenv("SOME_RATIO", "0.25")
+    with pytest.raises(ImproperlyConfigured, match="at least 0.5"):
+        env_float("SOME_RATIO", 2.0, minimum=0.5, maximum=4.0)
+    monkeypatch.setenv("SOME_RATIO", "1.5")
+    assert env_float("SOME_RATIO", 2.0, minimum=0.5, maximum=4.0) == 1.5
 
 
 def test_env_bool_values(monkeypatch):

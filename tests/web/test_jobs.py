@@ -1,3 +1,4 @@
+import signal
 import threading
 from pathlib import Path
 
@@ -6,17 +7,18 @@ import pytest
 from django.db import connection
 from django_q.exceptions import TimeoutException
 
+from flashvsr_site.shutdown import WorkerShutdown
 from gpu.params import OutputError, Progress
 from gpu.video.probe import probe
 from tasks_app import jobs
 from tasks_app.models import Status, Task, WorkerHeartbeat
-
-from .clips import write_video
+from tasks_app.operations import retry_task
+from tests.video.clips import make_clip
 
 
 @pytest.fixture
 def clip_task(make_task, tmp_path):
-    clip = write_video(tmp_path / "source.mp4", frames=6, width=64, height=48, fps=10)
+    clip = make_clip(tmp_path / "source.mp4", frames=6, fps=10)
     return make_task(
         input_bytes=clip.read_bytes(),
         original_filename="source.mp4",
@@ -204,13 +206,53 @@ def test_timeout_marks_failed_and_removes_partial_result(clip_task, media_root, 
         raise TimeoutException("Task exceeded maximum timeout value (120 seconds)")
 
     monkeypatch.setattr("gpu.api.upscale_video", run_past_timeout)
-    with pytest.raises(SystemExit):
+    with pytest.raises(TimeoutException):
         jobs.run_upscale(str(clip_task.pk))
 
     task = Task.objects.get(pk=clip_task.pk)
     assert task.status == Status.FAILED
-    assert "120 seconds" in task.error_message
+    assert "time limit of 120 seconds" in task.error_message
+    assert "shorter clip" in task.error_message
+    assert "TimeoutException" in task.error_detail
+    assert task.finished_at is not None
     assert results_dir(media_root) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "stop",
+    [WorkerShutdown(128 + signal.SIGTERM), KeyboardInterrupt(), SystemExit(1)],
+    ids=["worker-shutdown", "keyboard-interrupt", "system-exit"],
+)
+def test_worker_stop_marks_interrupted(clip_task, media_root, monkeypatch, stop):
+    def run_until_stopped(input_path, output_path, *args, **kwargs):
+        Path(output_path).write_bytes(b"partial")
+        raise stop
+
+    monkeypatch.setattr("gpu.api.upscale_video", run_until_stopped)
+    with pytest.raises(type(stop)):
+        jobs.run_upscale(str(clip_task.pk))
+
+    task = Task.objects.get(pk=clip_task.pk)
+    assert task.status == Status.INTERRUPTED
+    assert task.error_message == "The worker stopped while processing this video. Retry it."
+    assert type(stop).__name__ in task.error_detail
+    assert task.finished_at is not None
+    assert results_dir(media_root) == []
+
+
+@pytest.mark.django_db
+def test_interrupted_task_can_be_retried(clip_task, monkeypatch):
+    def run_until_stopped(*args, **kwargs):
+        raise WorkerShutdown(128 + signal.SIGINT)
+
+    monkeypatch.setattr("gpu.api.upscale_video", run_until_stopped)
+    with pytest.raises(WorkerShutdown):
+        jobs.run_upscale(str(clip_task.pk))
+
+    retry = retry_task(Task.objects.get(pk=clip_task.pk))
+    assert retry.status == Status.QUEUED
+    assert retry.retry_of_id == clip_task.pk
 
 
 @pytest.mark.django_db

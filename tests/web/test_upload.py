@@ -9,8 +9,7 @@ from django.urls import reverse
 from django_q.models import OrmQ
 
 from tasks_app.models import Status, Task
-
-from .clips import write_audio_only, write_video
+from tests.video.clips import make_audio_file, make_clip
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +40,7 @@ def assert_rejected(response, media_root: Path, before: list[str], *words: str) 
 
 @pytest.fixture
 def clip(tmp_path):
-    return write_video(tmp_path / "holiday.mp4", frames=5, width=64, height=48, fps=10)
+    return make_clip(tmp_path / "holiday.mp4", frames=5, fps=10)
 
 
 def test_upload_accepted_creates_queued_task(
@@ -115,7 +114,7 @@ def test_upload_rejects_file_that_is_not_video(user_client, tmp_path, media_root
 
 
 def test_upload_rejects_audio_only(user_client, tmp_path, media_root):
-    audio = write_audio_only(tmp_path / "song.m4a")
+    audio = make_audio_file(tmp_path / "song.m4a")
     before = files_under(media_root)
     response = post_upload(user_client, audio)
     assert_rejected(response, media_root, before, "no video stream")
@@ -222,7 +221,7 @@ def test_web_side_never_imports_torch(clip):
 def test_uploaded_task_runs_to_success(user_client, tmp_path, media_root, django_capture_on_commit_callbacks):
     from tasks_app.jobs import run_upscale
 
-    clip = write_video(tmp_path / "walk.mp4", frames=9, width=64, height=48, fps=10)
+    clip = make_clip(tmp_path / "walk.mp4", frames=9, fps=10)
     with django_capture_on_commit_callbacks(execute=False):
         post_upload(user_client, clip)
     task = Task.objects.get()

@@ -4,7 +4,7 @@ import av
 import pytest
 from django.core.management import CommandError, call_command
 
-from .clips import write_audio_only, write_video
+from tests.video.clips import make_audio_file, make_clip
 
 
 def run_command(*args):
@@ -14,7 +14,7 @@ def run_command(*args):
 
 
 def test_upscale_command_writes_result(tmp_path):
-    source = write_video(tmp_path / "in.mp4", frames=7, width=64, height=48, fps=10)
+    source = make_clip(tmp_path / "in.mp4", frames=7, fps=10)
     output = tmp_path / "out.mp4"
 
     out, err = run_command(
@@ -36,14 +36,14 @@ def test_upscale_command_rejects_missing_input(tmp_path):
 
 
 def test_upscale_command_rejects_audio_only(tmp_path):
-    audio = write_audio_only(tmp_path / "song.m4a")
+    audio = make_audio_file(tmp_path / "song.m4a")
     with pytest.raises(CommandError, match="no video stream"):
         run_command(audio, tmp_path / "out.mp4", "--variant", "lanczos")
     assert not (tmp_path / "out.mp4").exists()
 
 
 def test_upscale_command_keeps_existing_output(tmp_path):
-    source = write_video(tmp_path / "in.mp4", frames=3)
+    source = make_clip(tmp_path / "in.mp4", frames=3, fps=10)
     output = tmp_path / "out.mp4"
     output.write_bytes(b"keep me")
     with pytest.raises(CommandError, match="--overwrite"):
@@ -52,6 +52,22 @@ def test_upscale_command_keeps_existing_output(tmp_path):
 
 
 def test_upscale_command_rejects_invalid_crf(tmp_path):
-    source = write_video(tmp_path / "in.mp4", frames=3)
+    source = make_clip(tmp_path / "in.mp4", frames=3, fps=10)
     with pytest.raises(CommandError, match="crf must be between 0 and 51"):
         run_command(source, tmp_path / "out.mp4", "--variant", "lanczos", "--crf", "80")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--sparse-ratio", "9", "sparse_ratio must be between 0.5 and 4.0, got 9.0"),
+        ("--kv-ratio", "0.5", "kv_ratio must be between 1.0 and 8.0, got 0.5"),
+        ("--local-range", "40", "local_range must be between 1 and 31, got 40"),
+        ("--seed", "-1", "seed must be between 0 and 4294967295, got -1"),
+    ],
+)
+def test_upscale_command_rejects_out_of_range_value(tmp_path, option, value, message):
+    source = make_clip(tmp_path / "in.mp4", frames=3, fps=10)
+    with pytest.raises(CommandError, match=message):
+        run_command(source, tmp_path / "out.mp4", "--variant", "lanczos", option, value)
+    assert not (tmp_path / "out.mp4").exists()

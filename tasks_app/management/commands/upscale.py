@@ -12,6 +12,7 @@ from gpu.params import (
     COLOR_FIX_METHODS,
     OUTPUT_CODECS,
     OUTPUT_CONTAINERS,
+    PARAMETER_LIMITS,
     SCALES,
     VARIANTS,
     Cancelled,
@@ -19,6 +20,7 @@ from gpu.params import (
     UpscaleError,
     UpscaleParams,
 )
+from tasks_app.defaults import parameter_defaults
 from tasks_app.jobs import runtime_options
 from tasks_app.templatetags.task_format import clock_duration
 
@@ -29,19 +31,20 @@ class Command(BaseCommand):
     help = "Upscale one video file with FlashVSR (or the lanczos baseline) and write the result to OUTPUT."
 
     def add_arguments(self, parser) -> None:
+        defaults = parameter_defaults()
         parser.add_argument("input", help="Path of the source video.")
         parser.add_argument("output", help="Path of the result file; its folder must exist.")
         parser.add_argument(
             "--variant",
             choices=VARIANTS,
-            default=settings.DEFAULT_MODEL_VARIANT,
+            default=defaults["variant"],
             help="Model variant; lanczos is the baseline without a model (default: %(default)s).",
         )
         parser.add_argument(
             "--scale",
             type=int,
             choices=SCALES,
-            default=settings.FLASHVSR_DEFAULT_SCALE,
+            default=defaults["scale"],
             help=(
                 "Output size as a multiple of the displayed source size; FlashVSR was trained for 4 "
                 "(default: %(default)s)."
@@ -50,37 +53,43 @@ class Command(BaseCommand):
         parser.add_argument(
             "--sparse-ratio",
             type=float,
-            default=settings.FLASHVSR_DEFAULT_SPARSE_RATIO,
-            help="Share of attention blocks kept, 1.5 to 2.0 (default: %(default)s).",
+            default=defaults["sparse_ratio"],
+            help=(
+                "Share of attention blocks kept; 1.5 is faster, 2.0 is more stable "
+                f"({_range_text('sparse_ratio')}, default: %(default)s)."
+            ),
         )
         parser.add_argument(
             "--kv-ratio",
             type=float,
-            default=settings.FLASHVSR_DEFAULT_KV_RATIO,
-            help="Cached latent slabs per step (default: %(default)s).",
+            default=defaults["kv_ratio"],
+            help=f"Cached latent slabs per step ({_range_text('kv_ratio')}, default: %(default)s).",
         )
         parser.add_argument(
             "--local-range",
             type=int,
-            default=settings.FLASHVSR_DEFAULT_LOCAL_RANGE,
-            help="Attention neighbourhood in 128-pixel windows (default: %(default)s).",
+            default=defaults["local_range"],
+            help=(
+                "Attention neighbourhood in 128-pixel windows "
+                f"({_range_text('local_range')}, default: %(default)s)."
+            ),
         )
         parser.add_argument(
             "--color-fix",
             choices=COLOR_FIX_METHODS,
-            default=settings.FLASHVSR_DEFAULT_COLOR_FIX,
+            default=defaults["color_fix"],
             help="Colour correction towards the source (default: %(default)s).",
         )
         parser.add_argument(
             "--seed",
             type=int,
-            default=settings.FLASHVSR_DEFAULT_SEED,
-            help="Noise seed (default: %(default)s).",
+            default=defaults["seed"],
+            help=f"Noise seed ({_range_text('seed')}, default: %(default)s).",
         )
         parser.add_argument(
             "--codec",
             choices=OUTPUT_CODECS,
-            default=settings.FLASHVSR_DEFAULT_CODEC,
+            default=defaults["codec"],
             help="Output video codec (default: %(default)s).",
         )
         parser.add_argument(
@@ -92,13 +101,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--crf",
             type=int,
-            default=settings.FLASHVSR_DEFAULT_CRF,
-            help="Constant rate factor, 0 to 51, lower is better (default: %(default)s).",
+            default=defaults["crf"],
+            help=f"Constant rate factor, lower is better ({_range_text('crf')}, default: %(default)s).",
         )
         parser.add_argument(
             "--preset",
             choices=settings.ENCODER_PRESETS,
-            default=settings.FLASHVSR_DEFAULT_PRESET,
+            default=defaults["preset"],
             help="Encoder speed preset (default: %(default)s).",
         )
         parser.add_argument(
@@ -174,6 +183,11 @@ class Command(BaseCommand):
             )
         except ValueError as error:
             raise CommandError(f"Invalid parameter: {error}") from error
+
+
+def _range_text(parameter: str) -> str:
+    minimum, maximum = PARAMETER_LIMITS[parameter]
+    return f"{minimum} to {maximum}"
 
 
 def _container_from_suffix(path: Path) -> str:
