@@ -12,16 +12,17 @@ The pipeline runs as its own process, like the ffmpeg command, so both pay their
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.child_process import run_child  # noqa: E402
+
 DEFAULT_SOURCE = REPO.parent / "shared" / "samples" / "mb-h264-aac-tx3g-1280x720.mp4"
 TARGET_RATIO = 1.25
 
@@ -71,15 +72,7 @@ def ffmpeg_command(source: Path, output: Path, width: int, height: int, crf: int
 
 def timed(command: list[str]) -> tuple[float, float]:
     """Run `command`; return (wall seconds, CPU seconds of user plus system time of that process)."""
-    started = time.monotonic()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.monotonic() - started
-    stderr = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}:\n{stderr[-2000:]}")
+    elapsed, usage = run_child(command, cwd=REPO)
     return elapsed, usage.ru_utime + usage.ru_stime
 
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.child_process import run_child  # noqa: E402
 from bench.clips import write_bench_clip  # noqa: E402
 
 TARGET_RATIO = 1.15
@@ -47,17 +46,9 @@ def upscale_command(source: Path, output: Path, *, use_manage: bool) -> list[str
 
 def measure(command: list[str]) -> tuple[float, float]:
     """Run `command` in the repository root; return (peak RSS in MiB, wall seconds)."""
-    started = time.monotonic()
     # The management command loads Django settings, which refuse to start without a secret key.
     env = {"SECRET_KEY": "memory-benchmark-only-not-secret", **os.environ}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.monotonic() - started
-    stderr = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}:\n{stderr[-2000:]}")
+    elapsed, usage = run_child(command, cwd=REPO, env=env)
     return usage.ru_maxrss / 1024, elapsed
 
 

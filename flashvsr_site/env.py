@@ -51,34 +51,28 @@ def env_str(name: str, default: str) -> str:
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    value = _raw(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise _invalid(name, value, "a whole number") from None
-    if minimum is not None and number < minimum:
-        raise _invalid(name, value, f"a whole number of at least {minimum}")
-    if maximum is not None and number > maximum:
-        raise _invalid(name, value, f"a whole number of at most {maximum}")
-    return number
+    return _env_number(name, default, int, "a whole number", minimum, maximum)
 
 
 def env_float(
     name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
 ) -> float:
+    return _env_number(name, default, float, "a number", minimum, maximum)
+
+
+def _env_number(name, default, parse, kind: str, minimum, maximum):
+    """Parse `name` with `parse` (int or float); `kind` names the expected value in the error message."""
     value = _raw(name)
     if value is None or value == "":
         return default
     try:
-        number = float(value)
+        number = parse(value)
     except ValueError:
-        raise _invalid(name, value, "a number") from None
+        raise _invalid(name, value, kind) from None
     if minimum is not None and number < minimum:
-        raise _invalid(name, value, f"a number of at least {minimum}")
+        raise _invalid(name, value, f"{kind} of at least {minimum}")
     if maximum is not None and number > maximum:
-        raise _invalid(name, value, f"a number of at most {maximum}")
+        raise _invalid(name, value, f"{kind} of at most {maximum}")
     return number
 
 

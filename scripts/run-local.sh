@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the site into .venv, prepare a SQLite database under var/, print the login, and run the web server
-# (http://127.0.0.1:8000) with the gpu and maintenance queue clusters. Ctrl-C stops all three.
+# (http://127.0.0.1:8000, or LOCAL_ADDRESS=host:port) with the gpu and maintenance queue clusters.
+# Ctrl-C, or SIGTERM to this script or to its process group, stops all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ fi
 
 mkdir -p var
 export DATABASE_URL="${DATABASE_URL:-sqlite:///var/db.sqlite3}"
+export LOG_FORMAT="${LOG_FORMAT:-plain}"
 if [ -z "${SECRET_KEY:-}" ]; then
   if [ ! -s var/secret_key ]; then
     (umask 077 && python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key)
@@ -38,24 +40,28 @@ else
 fi
 python manage.py ensure_local_user --credentials-file var/local-login.txt
 
+LOCAL_ADDRESS="${LOCAL_ADDRESS:-127.0.0.1:8000}"
 pids=()
 stop_all() {
   trap - INT TERM EXIT
   echo "Stopping the web server and the queue clusters..."
+  # django-q2 clusters stop cleanly on SIGINT to their main process; SIGTERM sent to every process of a
+  # cluster at once can leave its main process waiting forever, so the clusters run in their own sessions
+  # and only their main processes are signalled here.
   for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
+    kill -INT "$pid" 2>/dev/null || true
   done
   wait
 }
 trap stop_all INT TERM EXIT
 
-Q_CLUSTER_NAME=gpu python manage.py qcluster &
+Q_CLUSTER_NAME=gpu setsid python manage.py qcluster &
 pids+=($!)
-Q_CLUSTER_NAME=maintenance python manage.py qcluster &
+Q_CLUSTER_NAME=maintenance setsid python manage.py qcluster &
 pids+=($!)
-python manage.py runserver 127.0.0.1:8000 --noreload &
+python manage.py runserver "$LOCAL_ADDRESS" --noreload &
 pids+=($!)
 
-echo "FlashVSR is running at http://127.0.0.1:8000 (Ctrl-C to stop)."
+echo "FlashVSR is running at http://$LOCAL_ADDRESS (Ctrl-C to stop)."
 # Stop everything as soon as any of the three exits, so a crashed worker is not left unnoticed.
 wait -n

@@ -115,6 +115,9 @@ class UploadForm(forms.Form):
             )
             for value, label in Variant.choices
         ]
+        if self.fields["variant"].initial in self.unready_variants:
+            # Preselect the baseline that always runs, so a fresh install's first upload is not rejected.
+            self.fields["variant"].initial = Variant.LANCZOS
 
     def full_clean(self) -> None:
         super().full_clean()

@@ -225,14 +225,6 @@ class DiTStreamer:
         self.settings = settings
         self.kv_offload = kv_offload
 
-    @property
-    def device(self) -> torch.device:
-        return self.weights.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.weights.dtype
-
     @torch.no_grad()
     def run(
         self,
@@ -249,7 +241,7 @@ class DiTStreamer:
         dit = self.weights.dit
         prompt = dit.prepare_prompt(self.weights.prompt, observer)
         cache = (
-            HostKVCache(self.settings.kv_slabs, self.device)
+            HostKVCache(self.settings.kv_slabs, self.weights.device)
             if self.kv_offload
             else KVCache(self.settings.kv_slabs)
         )
@@ -271,7 +263,7 @@ class DiTStreamer:
     def _project(self, source: FrameSource, plan: StepPlan, observer: Observer | None) -> list[torch.Tensor]:
         per_layer: list[list[torch.Tensor]] = []
         for start, stop in plan.projector_clips:
-            clip = source.get(start, stop).to(device=self.device, dtype=self.dtype)
+            clip = source.get(start, stop).to(device=self.weights.device, dtype=self.weights.dtype)
             outputs = self.weights.lq_projector.stream_forward(clip.transpose(0, 1).unsqueeze(0))
             if outputs is None:
                 continue
@@ -291,21 +283,13 @@ class _PipelineBase:
     def __init__(self, weights: FlashVSRWeights) -> None:
         self.weights = weights
 
-    @property
-    def device(self) -> torch.device:
-        return self.weights.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.weights.dtype
-
     def _noise(
         self, noise: torch.Tensor | None, seed: int, num_frames: int, height: int, width: int
     ) -> NoiseSource:
         if noise is not None:
             check_noise(noise, num_frames, height, width)
         hw = (height // LATENT_SCALE, width // LATENT_SCALE)
-        return NoiseSource(hw, self.device, self.dtype, noise=noise, seed=seed)
+        return NoiseSource(hw, self.weights.device, self.weights.dtype, noise=noise, seed=seed)
 
 
 def _log_start(
@@ -375,7 +359,7 @@ class _WholeClipPipeline(_PipelineBase):
             _report(on_step, should_cancel, step.plan, total_steps, total_output)
 
         # 3. Decode, then 4. colour fix against the LQ frames with the same index.
-        cond = lq_video[:, :, :total_output].to(device=self.device, dtype=self.dtype)
+        cond = lq_video[:, :, :total_output].to(device=self.weights.device, dtype=self.weights.dtype)
         decoded = self._decode(torch.cat(latents, dim=2), cond)
         if observer is not None:
             observer(f"{self.variant}.decoder_out", decoded)
@@ -460,7 +444,8 @@ class FlashVSRTinyLongPipeline(_PipelineBase):
             checked, num_frames, noise_source, observer
         ):
             plan = step.plan
-            cond = checked.get(plan.output_start, plan.output_stop).to(device=self.device, dtype=self.dtype)
+            cond = checked.get(plan.output_start, plan.output_stop)
+            cond = cond.to(device=self.weights.device, dtype=self.weights.dtype)
             cond = cond.transpose(0, 1).unsqueeze(0)
             decoded = decoder.decode(step.latents, cond)
             if observer is not None:

@@ -11,7 +11,6 @@ call over all of them. The first call after `reset()` drops its first 3 output f
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -20,8 +19,6 @@ from torch import nn
 
 from gpu.flashvsr.strict_load import load_strict
 from gpu.params import ModelError
-
-logger = logging.getLogger(__name__)
 
 COND_TIME_FACTOR = 4
 COND_SPACE_FACTOR = 8

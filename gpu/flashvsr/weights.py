@@ -62,9 +62,7 @@ def load_dit(folder: Path) -> WanDiT:
         config = DiTConfig.from_state_dict(state_dict, source=DIT_FILE)
     except (KeyError, ValueError) as error:
         raise WeightLoadError(str(error)) from error
-    with torch.device("meta"):
-        model = WanDiT(config)
-    return load_strict(model, state_dict, DIT_FILE)
+    return _build_and_load(WanDiT, config, state_dict, DIT_FILE)
 
 
 def load_lq_projector(folder: Path) -> CausalLQProjector:
@@ -73,9 +71,7 @@ def load_lq_projector(folder: Path) -> CausalLQProjector:
         config = LQProjConfig.from_state_dict(state_dict, source=LQ_PROJ_FILE)
     except (KeyError, ValueError) as error:
         raise WeightLoadError(str(error)) from error
-    with torch.device("meta"):
-        model = CausalLQProjector(config)
-    return load_strict(model, state_dict, LQ_PROJ_FILE)
+    return _build_and_load(CausalLQProjector, config, state_dict, LQ_PROJ_FILE)
 
 
 def load_prompt(folder: Path, text_dim: int) -> torch.Tensor:
@@ -97,9 +93,7 @@ def load_tc_decoder(folder: Path):
 
     state_dict = _as_state_dict(read_torch_file(folder / TC_DECODER_FILE), TC_DECODER_FILE)
     config = _read_config(TCDecoderConfig, state_dict, TC_DECODER_FILE)
-    with torch.device("meta"):
-        model = TCDecoder(config)
-    return load_strict(model, state_dict, TC_DECODER_FILE)
+    return _build_and_load(TCDecoder, config, state_dict, TC_DECODER_FILE)
 
 
 def load_vae_decoder(folder: Path):
@@ -115,9 +109,14 @@ def load_vae_decoder(folder: Path):
         )
     state_dict = select_decoder_state_dict(file_dict)
     config = _read_config(WanVAEDecoderConfig, state_dict, VAE_FILE)
+    return _build_and_load(WanVAEDecoder, config, state_dict, VAE_FILE)
+
+
+def _build_and_load(module_class, config, state_dict: Mapping[str, torch.Tensor], source: str):
+    # Built on the meta device, the module allocates no memory until it takes the file's tensors.
     with torch.device("meta"):
-        model = WanVAEDecoder(config)
-    return load_strict(model, state_dict, VAE_FILE)
+        module = module_class(config)
+    return load_strict(module, state_dict, source)
 
 
 def _read_config(config_class, state_dict: Mapping[str, torch.Tensor], source: str):

@@ -66,6 +66,24 @@ def test_form_marks_and_rejects_variant_without_weights(user_client, tmp_path, r
     assert Task.objects.count() == 0
 
 
+def test_form_preselects_lanczos_without_default_weights(tmp_path, settings):
+    settings.FLASHVSR_MODEL_DIR = tmp_path / "no-weights"
+    settings.DEFAULT_MODEL_VARIANT = "tiny_long"
+
+    form = UploadForm()
+
+    assert form.fields["variant"].initial == "lanczos"
+
+
+def test_form_preselects_default_variant_when_ready(reduced_model_dir, settings):
+    settings.FLASHVSR_MODEL_DIR = reduced_model_dir
+    settings.DEFAULT_MODEL_VARIANT = "tiny_long"
+
+    form = UploadForm()
+
+    assert form.fields["variant"].initial == "tiny_long"
+
+
 def test_form_offers_every_ready_variant(reduced_model_dir, settings):
     settings.FLASHVSR_MODEL_DIR = reduced_model_dir
 

@@ -34,6 +34,7 @@ class Command(BaseCommand):
         defaults = parameter_defaults()
         parser.add_argument("input", help="Path of the source video.")
         parser.add_argument("output", help="Path of the result file; its folder must exist.")
+
         parser.add_argument(
             "--variant",
             choices=VARIANTS,
@@ -50,6 +51,7 @@ class Command(BaseCommand):
                 "(default: %(default)s)."
             ),
         )
+
         parser.add_argument(
             "--sparse-ratio",
             type=float,
@@ -86,6 +88,7 @@ class Command(BaseCommand):
             default=defaults["seed"],
             help=f"Noise seed ({_range_text('seed')}, default: %(default)s).",
         )
+
         parser.add_argument(
             "--codec",
             choices=OUTPUT_CODECS,
@@ -110,6 +113,7 @@ class Command(BaseCommand):
             default=defaults["preset"],
             help="Encoder speed preset (default: %(default)s).",
         )
+
         parser.add_argument(
             "--tiled",
             action="store_true",
