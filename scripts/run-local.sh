@@ -38,29 +38,31 @@ if command -v msgfmt >/dev/null 2>&1; then
 else
   echo "WARNING: msgfmt is missing (apt-get install gettext), so the pages are shown in English only." >&2
 fi
-python manage.py ensure_local_user --credentials-file var/local-login.txt
-
 LOCAL_ADDRESS="${LOCAL_ADDRESS:-127.0.0.1:8000}"
-pids=()
+python manage.py ensure_local_user --credentials-file var/local-login.txt --address "$LOCAL_ADDRESS"
+
+cluster_pids=()
 stop_all() {
   trap - INT TERM EXIT
   echo "Stopping the web server and the queue clusters..."
   # django-q2 clusters stop cleanly on SIGINT to their main process; SIGTERM sent to every process of a
   # cluster at once can leave its main process waiting forever, so the clusters run in their own sessions
-  # and only their main processes are signalled here.
-  for pid in "${pids[@]}"; do
+  # and only their main processes are signalled here. The web server started with `&` ignores SIGINT
+  # (bash does that for background jobs of a script), so it gets SIGTERM.
+  for pid in "${cluster_pids[@]}"; do
     kill -INT "$pid" 2>/dev/null || true
   done
+  [ -n "${web_pid:-}" ] && kill -TERM "$web_pid" 2>/dev/null || true
   wait
 }
 trap stop_all INT TERM EXIT
 
 Q_CLUSTER_NAME=gpu setsid python manage.py qcluster &
-pids+=($!)
+cluster_pids+=($!)
 Q_CLUSTER_NAME=maintenance setsid python manage.py qcluster &
-pids+=($!)
+cluster_pids+=($!)
 python manage.py runserver "$LOCAL_ADDRESS" --noreload &
-pids+=($!)
+web_pid=$!
 
 echo "FlashVSR is running at http://$LOCAL_ADDRESS (Ctrl-C to stop)."
 # Stop everything as soon as any of the three exits, so a crashed worker is not left unnoticed.

@@ -26,9 +26,9 @@ def test_chinese_labels_and_switch_to_english(
     log_in(page, live_server)
 
     assert page.locator("html").get_attribute("lang") == "zh-hans"
-    assert page.locator("#upload-heading").inner_text() == "视频超分辨率"
+    assert page.locator("#upload-heading").inner_text() == "放大视频"
     assert page.locator("label[for=id_video]").inner_text() == "视频文件"
-    assert page.locator("#upload-form button[type=submit]").inner_text() == "上传并处理"
+    assert page.locator("#upload-form button[type=submit]").inner_text() == "上传并放大"
 
     choose_lanczos(page)
     page.locator("input[name=video]").set_input_files(str(clip))

@@ -39,7 +39,7 @@ def test_accept_language_chooses_chinese(user_client):
     response = user_client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9,en;q=0.5")
     assert response.status_code == 200
     assert '<html lang="zh-hans">' in response.content.decode()
-    assert "上传并处理" in visible_text(response)
+    assert "上传并放大" in visible_text(response)
 
 
 def test_accept_language_english_by_default(user_client):

@@ -32,7 +32,7 @@ def test_probe_rejections_translated(tmp_path):
     expected = {
         text_file: "该文件不是可读取的视频文件",
         empty: "文件为空（0 字节）",
-        audio: "该文件不含视频流（只有音频）",
+        audio: "该文件不含视频流（仅含音频）",
     }
     for path, chinese in expected.items():
         message = probe_message(path)

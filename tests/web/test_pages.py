@@ -127,3 +127,15 @@ def test_table_shows_latest_rows_and_counts_rest(user_client, user, monkeypatch)
     page = user_client.get(reverse("home")).content.decode()
     assert page.count('<tr id="task-') == 3
     assert "2 older tasks are not shown." in page
+
+
+def test_missing_page_is_translated(user_client):
+    english = user_client.get("/tasks/00000000-0000-0000-0000-000000000000/")
+    chinese = user_client.get(
+        "/tasks/00000000-0000-0000-0000-000000000000/", HTTP_ACCEPT_LANGUAGE="zh-CN"
+    )
+
+    assert english.status_code == 404
+    assert "Page not found" in english.content.decode()
+    assert chinese.status_code == 404
+    assert "页面不存在" in chinese.content.decode()

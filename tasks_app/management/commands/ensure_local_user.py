@@ -21,6 +21,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--credentials-file", required=True, help="File that keeps the generated login.")
         parser.add_argument(
+            "--address",
+            default="127.0.0.1:8000",
+            help="host:port the web server listens on, printed in the login line (default: %(default)s).",
+        )
+        parser.add_argument(
             "--username", default=DEFAULT_USERNAME, help="User name to create (default: admin)."
         )
 
@@ -33,7 +38,7 @@ class Command(BaseCommand):
             _write_private(credentials, f"username: {options['username']}\npassword: {password}\n")
             self.stdout.write(f"Created the user {options['username']!r}.")
         if credentials.exists():
-            self.stdout.write(f"Log in at http://127.0.0.1:8000 with (stored in {credentials}):")
+            self.stdout.write(f"Log in at http://{options['address']} with (stored in {credentials}):")
             self.stdout.write(credentials.read_text().rstrip())
         else:
             self.stdout.write(
