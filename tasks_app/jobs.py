@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_q.exceptions import TimeoutException
@@ -193,7 +194,24 @@ def _finish(task: Task, status: str, **fields) -> str:
     return status
 
 
+def _drop_interrupted_connection() -> None:
+    """Close this thread's database connection after an exception raised from a signal handler.
+
+    The exception can arrive while a query is half sent, which leaves the connection unusable ("another
+    command is already in progress"); the next query then opens a fresh connection. Inside a transaction
+    (as in tests) the connection is left alone, because closing it would abort the transaction.
+    """
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close()
+    except Exception:
+        logger.warning("Closing the interrupted database connection failed", exc_info=True)
+        connection.connection = None
+
+
 def _finish_timed_out(task: Task, error: TimeoutException) -> str:
+    _drop_interrupted_connection()
     limit = settings.FLASHVSR_TASK_TIMEOUT_SECONDS
     logger.error("Task %s timed out after the limit of %d s", task.pk, limit)
     return _finish(
@@ -211,6 +229,7 @@ def _finish_timed_out(task: Task, error: TimeoutException) -> str:
 
 def _finish_stopped(task: Task, error: BaseException) -> str:
     """Record a run ended by a worker shutdown (WorkerShutdown, KeyboardInterrupt or another SystemExit)."""
+    _drop_interrupted_connection()
     logger.error("Task %s interrupted by %s before it finished", task.pk, type(error).__name__)
     return _finish(
         task,
