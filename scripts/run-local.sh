@@ -45,10 +45,10 @@ cluster_pids=()
 stop_all() {
   trap - INT TERM EXIT
   echo "Stopping the web server and the queue clusters..."
-  # django-q2 clusters stop cleanly on SIGINT to their main process; SIGTERM sent to every process of a
-  # cluster at once can leave its main process waiting forever, so the clusters run in their own sessions
-  # and only their main processes are signalled here. The web server started with `&` ignores SIGINT
-  # (bash does that for background jobs of a script), so it gets SIGTERM.
+  # A django-q2 cluster stops cleanly on SIGINT to its main process. SIGTERM sent to every process of a
+  # cluster at once can leave the main process waiting forever, so each cluster runs in its own session and
+  # only its main process is signalled here. Bash starts a script's background jobs with SIGINT ignored, so
+  # the web server gets SIGTERM instead.
   for pid in "${cluster_pids[@]}"; do
     kill -INT "$pid" 2>/dev/null || true
   done
