@@ -14,7 +14,7 @@ from gpu.params import InputError
 from gpu.video.probe import probe
 from tasks_app.localized import STORED_MESSAGES, localize
 from tasks_app.models import Status, Task
-from tests.web.clips import write_audio_only, write_video
+from tests.video.clips import make_audio_file, make_clip
 
 
 def probe_message(path) -> str:
@@ -28,7 +28,7 @@ def test_probe_rejections_translated(tmp_path):
     text_file.write_text("not a video\n" * 100)
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    audio = write_audio_only(tmp_path / "tone.m4a")
+    audio = make_audio_file(tmp_path / "tone.m4a")
     expected = {
         text_file: "该文件不是可读取的视频文件",
         empty: "文件为空（0 字节）",
@@ -117,7 +117,7 @@ def test_upload_rejection_translated(user_client, tmp_path):
 
 @pytest.mark.django_db
 def test_valid_clip_accepted_in_chinese(user_client, tmp_path):
-    clip = write_video(tmp_path / "clip.mp4")
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, fps=10)
     with clip.open("rb") as handle:
         response = user_client.post(
             reverse("task_create"),

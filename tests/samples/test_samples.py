@@ -36,7 +36,12 @@ AUDIO_LENGTH_TOLERANCE_S = 0.1
 
 pytestmark = [
     pytest.mark.samples,
-    pytest.mark.skipif(not SAMPLES_DIR.is_dir(), reason=f"samples folder {SAMPLES_DIR} not found; set FLASHVSR_SAMPLES_DIR to the shared samples folder"),
+    pytest.mark.skipif(
+        not SAMPLES_DIR.is_dir(),
+        reason=(
+            f"samples folder {SAMPLES_DIR} not found; set FLASHVSR_SAMPLES_DIR to the shared samples folder"
+        ),
+    ),
 ]
 
 
