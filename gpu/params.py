@@ -103,7 +103,7 @@ class Progress:
 
 @dataclass
 class UpscaleResult:
-    """What a finished run reports back: the facts a user checks, and notes to show on the task."""
+    """Summary of a finished run: the facts a user checks, and notes to show on the task."""
 
     frames: int
     width: int

@@ -5,16 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3.11}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-# shellcheck disable=SC1091
-. .venv/bin/activate
-if [ "${FLASHVSR_SKIP_INSTALL:-0}" != "1" ]; then
-  pip install torch==2.13.0
-  pip install -e .
-fi
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
+install_into_venv
 
 mkdir -p var
 export DATABASE_URL="${DATABASE_URL:-sqlite:///var/db.sqlite3}"

@@ -1,20 +1,13 @@
 #!/usr/bin/env bash
 # Install the site with its test dependencies into .venv and run the whole test suite.
-# Database: DATABASE_URL when set, else PostgreSQL at 127.0.0.1:5432 when it answers, else SQLite (with a
+# Database: DATABASE_URL when set, else PostgreSQL at 127.0.0.1:5432 when it is reachable, else SQLite (with a
 # warning, because the race test then skips). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3.11}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-# shellcheck disable=SC1091
-. .venv/bin/activate
-if [ "${FLASHVSR_SKIP_INSTALL:-0}" != "1" ]; then
-  pip install torch==2.13.0
-  pip install -e '.[dev]'
-fi
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
+install_into_venv '[dev]'
 
 if [ -z "${DATABASE_URL:-}" ]; then
   if command -v pg_isready >/dev/null 2>&1 && pg_isready -h 127.0.0.1 -p 5432 -q; then

@@ -64,7 +64,7 @@ def task_comparison_image(request: HttpRequest, task_id, kind: str) -> HttpRespo
 @login_required
 @require_http_methods(["GET", "HEAD"])
 def task_source(request: HttpRequest, task_id) -> HttpResponse:
-    """Serve the uploaded source inline for the page's <video> element, answering HTTP Range requests."""
+    """Serve the uploaded source inline for the page's <video> element, with HTTP Range support."""
     task = _own_task(request, task_id)
     if not task.input_file:
         raise Http404("This task has no source file.")

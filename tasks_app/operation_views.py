@@ -73,7 +73,7 @@ def task_delete(request: HttpRequest, task_id) -> HttpResponse:
 @login_required
 @require_GET
 def status_panel(request: HttpRequest) -> HttpResponse:
-    """The status panel alone, for its 30-second poll; sections that cannot be read render "unavailable"."""
+    """Render the status panel alone for its 30-second poll; unreadable sections show "unavailable"."""
     return render(request, "tasks_app/partials/status_panel.html", {"status": collect_status(request.user)})
 
 

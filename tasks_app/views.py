@@ -45,7 +45,7 @@ def _table_context(request: HttpRequest) -> dict:
 @require_GET
 @vary_on_headers("HX-Request")
 def home(request: HttpRequest) -> HttpResponse:
-    """The home page; an htmx poll targeting the task table gets only the table."""
+    """Render the home page, or only the task table for an htmx poll that targets it."""
     if request.htmx and request.htmx.target == TASK_TABLE_ID:
         return render(request, "tasks_app/partials/task_table.html", _table_context(request))
     context = {"form": UploadForm(), **_table_context(request)}
@@ -95,7 +95,7 @@ def _discard_uploads(request: HttpRequest) -> None:
 @require_GET
 @vary_on_headers("HX-Request")
 def task_detail(request: HttpRequest, task_id) -> HttpResponse:
-    """The task page; an htmx poll targeting the progress section gets only that section."""
+    """Render the task page, or only its progress section for an htmx poll that targets it."""
     task = _own_task(request, task_id)
     context = {"task": task, "source": task.source_metadata or {}}
     if request.htmx and request.htmx.target == TASK_PROGRESS_ID:
@@ -106,7 +106,7 @@ def task_detail(request: HttpRequest, task_id) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "HEAD"])
 def task_download(request: HttpRequest, task_id) -> HttpResponse:
-    """Serve the result file, answering HTTP Range requests; `?inline=1` lets a <video> element play it."""
+    """Serve the result file with HTTP Range support. With `?inline=1` a <video> element can play it."""
     task = _own_task(request, task_id)
     if not task.result_file:
         raise Http404("This task has no result to download.")

@@ -369,7 +369,7 @@ def blend_mask(
 ) -> torch.Tensor:
     """Build a [1, 1, 1, H, W] weight that ramps up linearly over `ramp_widths` pixels on inner sides.
 
-    `borders` tells, for top, bottom, left and right, whether that side lies on the image border, where
+    `borders` states, for top, bottom, left and right, whether that side lies on the image border, where
     no ramp is applied. The weight is the minimum of the row and column ramps.
     """
     rows = _ramp_1d(tile_shape[0], borders[0], borders[1], ramp_widths[0])

@@ -119,8 +119,8 @@ class FlashVSRUpscaler:
             len(tiles),
             device,
         )
-        # Tiny and Full hold the whole LQ video until the decode, so it waits in host memory and the pipeline
-        # moves each step's frames to the GPU. Tiny-Long holds at most 25 frames, on the GPU.
+        # Tiny and Full keep the whole LQ video until the decode, so it stays in host memory and the pipeline
+        # moves each step's frames to the GPU. Tiny-Long keeps at most 25 frames, on the GPU.
         storage = device if self.variant == "tiny_long" else torch.device("cpu")
         dtype = weights.dtype
         frames = LQFrames(source, spatial, device, dtype, check_cancel, storage_device=storage)
@@ -182,7 +182,7 @@ class FlashVSRUpscaler:
                 f"read {model_frames} LQ frames for {frames.total} source frames, expected {expected}"
             )
         # Untiled, the pipeline draws the same seeded noise step by step itself. Tiles need crops of one draw
-        # for the whole frame, which holds the noise of every step at once.
+        # for the whole frame, which keeps the noise of every step in memory at once.
         noise = (
             FrameNoise(spatial, weights, self.params.seed).whole_clip(model_frames)
             if len(tiles) > 1

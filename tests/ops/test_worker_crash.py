@@ -34,7 +34,7 @@ CANCEL_CLIP_FRAMES = 400
 START_TIMEOUT_S = 90
 
 
-def wait_for(condition, timeout_s: float, what: str, log_path: Path):
+def wait_for(condition, timeout_s: float, description: str, log_path: Path):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
@@ -42,7 +42,7 @@ def wait_for(condition, timeout_s: float, what: str, log_path: Path):
             return value
         time.sleep(0.1)
     pytest.fail(
-        f"timed out after {timeout_s} s waiting for {what}; worker log:\n{log_path.read_text()[-4000:]}"
+        f"timed out after {timeout_s} s waiting for {description}; worker log:\n{log_path.read_text()[-4000:]}"
     )
 
 

@@ -202,7 +202,8 @@ def test_stop_signal_ends_running_job_cleanly(make_task, tmp_path, media_root):
             if task.status == Status.RUNNING and task.processed_frames > 0:
                 break
             time.sleep(0.2)
-        assert task.status == Status.RUNNING and task.processed_frames > 0, task.status
+        assert task.status == Status.RUNNING, task.status
+        assert task.processed_frames > 0
 
         os.killpg(cluster.pid, signal.SIGINT)
         started = time.monotonic()
